@@ -1,0 +1,29 @@
+"""Runtime shared by every FastSAM2 / RapSAM config (mmengine new-style config)."""
+from mmengine.hooks import (CheckpointHook, DistSamplerSeedHook, IterTimerHook, LoggerHook,
+                            ParamSchedulerHook)
+from mmengine.runner import LogProcessor
+from mmengine.visualization import LocalVisBackend
+
+from mmdet.engine.hooks import DetVisualizationHook
+from mmdet.visualization import DetLocalVisualizer
+
+default_scope = 'mmdet'  # FastSAM2 registers into mmdet's registries (see seg/registry.py)
+custom_imports = dict(imports=['seg'], allow_failed_imports=False)
+
+default_hooks = dict(
+    timer=dict(type=IterTimerHook),
+    logger=dict(type=LoggerHook, interval=50),
+    param_scheduler=dict(type=ParamSchedulerHook),
+    checkpoint=dict(type=CheckpointHook, interval=5000, by_epoch=False, max_keep_ckpts=3),
+    sampler_seed=dict(type=DistSamplerSeedHook),
+    visualization=dict(type=DetVisualizationHook))
+
+env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+               dist_cfg=dict(backend='nccl'))
+
+vis_backends = [dict(type=LocalVisBackend)]
+visualizer = dict(type=DetLocalVisualizer, vis_backends=vis_backends, name='visualizer')
+log_processor = dict(type=LogProcessor, window_size=50, by_epoch=False)
+log_level = 'INFO'
+load_from = None
+resume = False

@@ -1,0 +1,61 @@
+"""Overlay pictures of predictions (panoptic maps, prompt masks with their clicks and boxes)."""
+from typing import Optional, Sequence
+
+import numpy as np
+from mmdet.structures import DetDataSample
+from mmdet.visualization import DetLocalVisualizer
+from mmdet.visualization.palette import get_palette
+from mmengine.visualization import Visualizer
+
+from seg.structures import NEGATIVE, POSITIVE, scale_prompts
+
+
+def _visualizer(name: str) -> DetLocalVisualizer:
+    # mmengine keeps visualizers in a global registry by name: reuse ours instead of re-creating
+    if DetLocalVisualizer.check_instance_created(name):
+        return DetLocalVisualizer.get_instance(name)
+    return DetLocalVisualizer.get_instance(name, alpha=0.6)
+
+
+def draw_panoptic(image_bgr: np.ndarray, sample: DetDataSample, class_names: Sequence[str]) -> np.ndarray:
+    """RGB overlay of ``sample.pred_panoptic_seg`` (segments coloured by class, labelled)."""
+    vis = _visualizer('fastsam2_panoptic')
+    vis.dataset_meta = dict(classes=tuple(class_names),
+                            palette=get_palette('random', len(class_names)))
+    pred = DetDataSample()
+    pred.pred_panoptic_seg = sample.pred_panoptic_seg
+    vis.add_datasample('panoptic', image_bgr[..., ::-1], pred, draw_gt=False, show=False)
+    return vis.get_image()
+
+
+def draw_prompt_result(image_bgr: np.ndarray, sample: DetDataSample,
+                       class_names: Optional[Sequence[str]] = None) -> np.ndarray:
+    """RGB overlay of one mask per prompted object, with its clicks (green +, red -) and boxes."""
+    vis: Visualizer = _visualizer('fastsam2_prompts')
+    vis.set_image(image_bgr[..., ::-1].copy())
+    masks = sample.pred_instances.masks.cpu().numpy()
+    palette = get_palette('random', max(len(masks), 1))
+    if len(masks):
+        vis.draw_binary_masks(masks, colors=palette[:len(masks)], alphas=0.5)
+    prompts = sample.prompts if 'prompts' in sample else None
+    if prompts is not None:
+        # the preprocessor scaled the prompts to the network input: back to image pixels
+        sx, sy = sample.metainfo.get('scale_factor', (1.0, 1.0))
+        prompts = scale_prompts(prompts, 1 / sx, 1 / sy)
+        pts, labels = prompts.points.reshape(-1, 2).cpu().numpy(), prompts.point_labels.flatten().cpu().numpy()
+        for lab, color, marker in ((POSITIVE, 'lime', 'P'), (NEGATIVE, 'red', 'X')):
+            sel = pts[labels == lab]
+            if len(sel):
+                vis.draw_points(sel, colors=color, marker=marker, sizes=np.full(len(sel), 80))
+        boxes = prompts.bboxes[prompts.box_valid].cpu().numpy()
+        if len(boxes):
+            vis.draw_bboxes(boxes, edge_colors='yellow', line_widths=2)
+    if class_names is not None and len(masks):
+        for mask, label, score in zip(masks, sample.pred_instances.labels.tolist(),
+                                      sample.pred_instances.scores.tolist()):
+            ys, xs = np.nonzero(mask)
+            if len(ys):
+                vis.draw_texts(f'{class_names[label]} {score:.2f}', np.array([xs.min(), ys.min()]),
+                               colors='white', font_sizes=9,
+                               bboxes=[dict(facecolor='black', alpha=0.6, pad=0.5, edgecolor='none')])
+    return vis.get_image()

@@ -1,0 +1,138 @@
+"""COCO (instances or panoptic) -> ``fastsam2_interactive.json``: sampled prompts per object.
+
+Schema (version 1), documented in ``data/README.md``::
+
+    {"format": "fastsam2-interactive-prompts", "version": 1, "seed": int,
+     "source": {"ann_file": str, "kind": "instances" | "panoptic"},
+     "sampler": {PromptSampler fields},
+     "categories": [{"id", "name", "isthing"}],
+     "prompts": [{"image_id", "file_name", "ann_id", "category_id", "isthing",
+                  "points": [[x, y], ...], "point_labels": [1 | 0, ...],
+                  "box": [x1, y1, x2, y2] | null, "text": str}, ...]}
+
+Every object draws from ``np.random.default_rng([seed, image_id, ann_id])``, so the file does not
+depend on the order objects are visited and one object's prompts do not shift another's.
+"""
+import dataclasses
+import os.path as osp
+import time
+import warnings
+from typing import Iterator, Optional, Tuple
+
+import numpy as np
+from mmengine.fileio import load
+from mmengine.utils import ProgressBar
+from PIL import Image
+from pycocotools.coco import COCO
+
+from seg.datasets.prompt_sampler import PromptSampler
+from seg.datasets.transforms.loading import rgb_to_panoptic_id
+from seg.evaluation.atomic_io import atomic_write_json
+
+FORMAT = 'fastsam2-interactive-prompts'
+VERSION = 1
+# Offline prompts carry every kind; the training pipeline picks which ones to use.
+OFFLINE_SAMPLER = PromptSampler(num_pos_points=(1, 3), num_neg_points=(0, 2), point_prob=1.0,
+                                box_prob=1.0, text_prob=1.0)
+
+
+def _instance_objects(ann_file: str, include_crowd: bool) -> Tuple[list, list, Iterator]:
+    coco = COCO(ann_file)
+    cats = [dict(id=c['id'], name=c['name'], isthing=1) for c in coco.loadCats(coco.getCatIds())]
+    images = [coco.imgs[i] for i in sorted(coco.getImgIds())]
+
+    def objects(img: dict):
+        for ann in coco.loadAnns(coco.getAnnIds(imgIds=[img['id']])):
+            if ann.get('iscrowd', 0) and not include_crowd:
+                continue
+            yield ann['id'], ann['category_id'], 1, coco.annToMask(ann).astype(bool)
+
+    return cats, images, objects
+
+
+def _panoptic_objects(ann_file: str, panoptic_dir: str, include_crowd: bool) -> Tuple[list, list,
+                                                                                     Iterator]:
+    raw = load(ann_file)
+    cats = [dict(id=c['id'], name=c['name'], isthing=int(c.get('isthing', 1)))
+            for c in raw['categories']]
+    isthing = {c['id']: c['isthing'] for c in cats}
+    by_image = {a['image_id']: a for a in raw['annotations']}
+    images = sorted(raw['images'], key=lambda im: im['id'])
+
+    def objects(img: dict):
+        ann = by_image.get(img['id'])
+        if ann is None:
+            raise ValueError(f"{ann_file}: image {img['file_name']} has no panoptic annotation")
+        png_path = osp.join(panoptic_dir, ann['file_name'])
+        if not osp.isfile(png_path):
+            raise FileNotFoundError(f'panoptic PNG not found: {png_path}')
+        ids = rgb_to_panoptic_id(np.array(Image.open(png_path).convert('RGB')))
+        for seg in ann['segments_info']:
+            if seg.get('iscrowd', 0) and not include_crowd:
+                continue
+            yield seg['id'], seg['category_id'], isthing[seg['category_id']], ids == seg['id']
+
+    return cats, images, objects
+
+
+def coco_to_interactive_prompts(ann_file: str,
+                                out_file: str,
+                                panoptic_dir: Optional[str] = None,
+                                seed: int = 0,
+                                sampler: PromptSampler = OFFLINE_SAMPLER,
+                                include_crowd: bool = False,
+                                on_bad_data: str = 'error') -> dict:
+    """Write the prompt file for every object of a COCO instances json (or a panoptic json with
+    its PNG folder ``panoptic_dir``, covering stuff too). Returns a summary with the throughput.
+
+    ``on_bad_data='skip'`` skips, with a warning, objects whose mask is empty instead of raising.
+    """
+    if on_bad_data not in ('error', 'skip'):
+        raise ValueError(f"on_bad_data must be 'error' or 'skip', got {on_bad_data!r}")
+    if not osp.isfile(ann_file):
+        raise FileNotFoundError(f'COCO annotation file not found: {ann_file}')
+    start = time.perf_counter()
+    if panoptic_dir is None:
+        cats, images, objects = _instance_objects(ann_file, include_crowd)
+    else:
+        cats, images, objects = _panoptic_objects(ann_file, panoptic_dir, include_crowd)
+    names = {c['id']: c['name'] for c in cats}
+    prompts = []
+    bar = ProgressBar(len(images))
+    for img in images:
+        for ann_id, cat_id, isthing, mask in objects(img):
+            if not mask.any():
+                msg = f"{ann_file}: object {ann_id} of image {img['file_name']} has an empty mask"
+                if on_bad_data == 'error':
+                    raise ValueError(msg)
+                warnings.warn(msg + ' (skipped)')
+                continue
+            rng = np.random.default_rng([seed, img['id'], ann_id])
+            p = sampler(mask, rng, class_name=names[cat_id])
+            prompts.append(dict(image_id=img['id'], file_name=img['file_name'], ann_id=ann_id,
+                                category_id=cat_id, isthing=int(isthing),
+                                points=p['points'].tolist(), point_labels=p['point_labels'].tolist(),
+                                box=None if p['box'] is None else p['box'].tolist(), text=p['text']))
+        bar.update()
+    sampler_cfg = {k: list(v) if isinstance(v, tuple) else v
+                   for k, v in dataclasses.asdict(sampler).items()}
+    atomic_write_json(dict(format=FORMAT, version=VERSION, seed=seed,
+                           source=dict(ann_file=osp.basename(ann_file),
+                                       kind='instances' if panoptic_dir is None else 'panoptic'),
+                           sampler=sampler_cfg, categories=cats, prompts=prompts),
+                      out_file, indent=None)
+    seconds = time.perf_counter() - start
+    return dict(images=len(images), prompts=len(prompts), seconds=seconds,
+                images_per_s=len(images) / max(seconds, 1e-9))
+
+
+def load_interactive_prompts(path: str) -> dict:
+    """Read a prompt file, checking its format and version; returns the parsed json."""
+    data = load(path)
+    if not isinstance(data, dict) or data.get('format') != FORMAT:
+        raise ValueError(f'{path} is not a FastSAM2 interactive prompt file (format key)')
+    if data.get('version') != VERSION:
+        raise ValueError(f"{path}: prompt file version {data.get('version')} is not the supported "
+                         f'version {VERSION}; regenerate it with '
+                         'tools/dataset_converters/coco_to_interactive_prompts.py')
+    return data

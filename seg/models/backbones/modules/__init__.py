@@ -1,0 +1,4 @@
+from .fusion import TokenFusionModule
+from .token_pruner import TokenPruner
+
+__all__ = ['TokenFusionModule', 'TokenPruner']

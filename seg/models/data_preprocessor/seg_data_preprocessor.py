@@ -1,0 +1,37 @@
+"""Image preprocessor: normalise, optional on-device resize, pad to a multiple of 32, carry prompts."""
+from typing import Optional
+
+from mmdet.models.data_preprocessors import DetDataPreprocessor
+
+from seg.registry import MODELS
+from .prompt_utils import pad_prompt_masks, resize_sample
+
+
+@MODELS.register_module()
+class SegDataPreprocessor(DetDataPreprocessor):
+    """``DetDataPreprocessor`` that also handles ``data_sample.prompts``.
+
+    Args:
+        resize_longest_side: if set, each image is resized on the device so its longer side has this
+            length (the real-time inference path); prompts and ground truth are scaled with it.
+        **kwargs: ``DetDataPreprocessor`` arguments (mean, std, bgr_to_rgb, pad_size_divisor, ...).
+    """
+
+    def __init__(self, resize_longest_side: Optional[int] = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if resize_longest_side is not None and resize_longest_side <= 0:
+            raise ValueError(f'resize_longest_side must be positive, got {resize_longest_side}')
+        self.resize_longest_side = resize_longest_side
+
+    def forward(self, data: dict, training: bool = False) -> dict:
+        data = self.cast_data(data)
+        samples = data.get('data_samples')
+        if self.resize_longest_side is not None:
+            if samples is None:
+                raise ValueError('SegDataPreprocessor: resizing needs data_samples to record the scale')
+            data['inputs'] = [resize_sample(img, s, self.resize_longest_side)
+                              for img, s in zip(data['inputs'], samples)]
+        data = super().forward(data, training)
+        if data['data_samples'] is not None:
+            pad_prompt_masks(data['data_samples'], data['inputs'].shape[-2:])
+        return data

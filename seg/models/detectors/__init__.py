@@ -1,0 +1,3 @@
+from .rapsam import RapSAM
+
+__all__ = ['RapSAM']

@@ -1,0 +1,7 @@
+from .dynamic_query_stage import DynamicQueryStage, QueryAdaptor
+from .prompt_pooling import PromptPooling
+from .rapsam_head import HeadOutput, RapSAMVideoHead, StepOutput
+from .sam_prompt_encoder import PromptTokens, SAMPromptEncoder
+
+__all__ = ['DynamicQueryStage', 'QueryAdaptor', 'PromptPooling', 'HeadOutput', 'RapSAMVideoHead',
+           'StepOutput', 'PromptTokens', 'SAMPromptEncoder']

@@ -1,0 +1,325 @@
+"""RapSAM decoder head: shared object/prompt queries over a clip, adaptors, and training losses."""
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.ops import point_sample
+from mmdet.models.utils import get_uncertain_point_coords_with_randomness
+from mmengine.dist import all_reduce
+from mmengine.model import BaseModule
+from mmengine.structures import InstanceData
+
+from seg.registry import MODELS, TASK_UTILS
+from .sam_prompt_encoder import PromptTokens
+
+
+@dataclass
+class StepOutput:
+    """Predictions of one decoder step (a stage or an adaptor). Object entries are None when the
+    object queries did not run, prompt entries when there were no prompts."""
+    obj_cls: Optional[torch.Tensor] = None     # [B, Q, K+1] logits, last = no object
+    obj_mask: Optional[torch.Tensor] = None    # [B, Q, T, h, w] logits
+    prm_cls: Optional[torch.Tensor] = None     # [N, K+1]
+    prm_mask: Optional[torch.Tensor] = None    # [N, T, h, w]
+    obj_query: Optional[torch.Tensor] = None   # [B, Q, C]
+    prm_query: Optional[torch.Tensor] = None   # [N, C]
+
+
+@dataclass
+class HeadOutput:
+    steps: List[StepOutput] = field(default_factory=list)  # stages..., then the adaptor output
+
+    @property
+    def final(self) -> StepOutput:
+        return self.steps[-1]
+
+
+@MODELS.register_module()
+class RapSAMVideoHead(BaseModule):
+    """Multi-stage dynamic-kernel decoder with object queries (panoptic / video instances) and prompt
+    queries (interactive, VOS), classification against CLIP text embeddings of the class names.
+
+    Args:
+        num_things_classes / num_stuff_classes: class counts (things first, as in mmdet panoptic).
+        num_queries: object queries.
+        num_stages: shared decoder stages.
+        feat_channels: neck / query channels.
+        text_dim: CLIP text-embedding dimension (class names and text prompts).
+        attention: None (full softmax) or the config of a low-rank attention (``LowRankMHSA``).
+        prompt_encoder / prompt_aggregator: prompts -> tokens -> one query per object.
+        panoptic_adaptor / prompt_adaptor: task-specific light stages after the shared ones (None: off).
+        loss_cls / loss_mask / loss_dice: mmdet loss configs; prompt queries reuse mask+dice losses.
+        train_cfg: ``num_points``, ``oversample_ratio``, ``importance_sample_ratio`` (point-sampled
+            mask losses as in Mask2Former), ``assigner`` and ``sampler`` for the object queries.
+    """
+
+    def __init__(self,
+                 num_things_classes: int = 80,
+                 num_stuff_classes: int = 53,
+                 num_queries: int = 100,
+                 num_stages: int = 3,
+                 feat_channels: int = 256,
+                 num_heads: int = 8,
+                 ffn_channels: int = 1024,
+                 text_dim: int = 1024,
+                 attention: Optional[dict] = None,
+                 prompt_encoder: Optional[dict] = None,
+                 prompt_aggregator: Optional[dict] = None,
+                 panoptic_adaptor: Optional[dict] = dict(type='QueryAdaptor'),
+                 prompt_adaptor: Optional[dict] = dict(type='QueryAdaptor'),
+                 loss_cls: Optional[dict] = None,
+                 loss_mask: Optional[dict] = None,
+                 loss_dice: Optional[dict] = None,
+                 no_object_weight: float = 0.1,
+                 train_cfg: Optional[dict] = None,
+                 test_cfg: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg)
+        self.num_things_classes, self.num_stuff_classes = num_things_classes, num_stuff_classes
+        self.num_classes = num_things_classes + num_stuff_classes
+        self.num_queries, self.num_stages = num_queries, num_stages
+        c = feat_channels
+        stage_cfg = dict(feat_channels=c, num_heads=num_heads, ffn_channels=ffn_channels,
+                         cls_channels=text_dim, attention=attention)
+        self.query_feat = nn.Embedding(num_queries, c)
+        self.init_mask_proj = nn.Linear(c, c)
+        self.stages = nn.ModuleList(
+            MODELS.build(dict(type='DynamicQueryStage', **stage_cfg)) for _ in range(num_stages))
+        self.panoptic_adaptor = self._build_adaptor(panoptic_adaptor, stage_cfg)
+        self.prompt_adaptor = self._build_adaptor(prompt_adaptor, stage_cfg)
+        self.prompt_encoder = MODELS.build(
+            dict(type='SAMPromptEncoder', embed_dim=c, text_dim=text_dim, **(prompt_encoder or {})))
+        self.prompt_aggregator = MODELS.build(
+            dict(type='PromptPooling', embed_dim=c, text_dim=text_dim, **(prompt_aggregator or {})))
+        # Classes are CLIP text embeddings of the class names (filled by the detector, frozen) plus a
+        # learnable "no object" embedding; a learnable temperature scales the cosine similarities.
+        self.register_buffer('class_text_embeds', torch.zeros(self.num_classes, text_dim))
+        self.no_object_embed = nn.Parameter(torch.randn(1, text_dim) * 0.02)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+
+        class_weight = [1.0] * self.num_classes + [no_object_weight]
+        self.loss_cls = MODELS.build(loss_cls or dict(
+            type='mmdet.CrossEntropyLoss', use_sigmoid=False, loss_weight=2.0, reduction='mean',
+            class_weight=class_weight))
+        self.loss_mask = MODELS.build(loss_mask or dict(
+            type='mmdet.CrossEntropyLoss', use_sigmoid=True, reduction='mean', loss_weight=5.0))
+        self.loss_dice = MODELS.build(loss_dice or dict(
+            type='mmdet.DiceLoss', use_sigmoid=True, activate=True, reduction='mean',
+            naive_dice=True, eps=1.0, loss_weight=5.0))
+        self.class_weight = class_weight
+        self.train_cfg = dict(num_points=12544, oversample_ratio=3.0, importance_sample_ratio=0.75)
+        self.train_cfg.update(train_cfg or {})
+        self.assigner = TASK_UTILS.build(self.train_cfg.get('assigner', dict(
+            type='mmdet.HungarianAssigner',
+            match_costs=[dict(type='mmdet.ClassificationCost', weight=2.0),
+                         dict(type='mmdet.CrossEntropyLossCost', weight=5.0, use_sigmoid=True),
+                         dict(type='mmdet.DiceCost', weight=5.0, pred_act=True, eps=1.0)])))
+        self.sampler = TASK_UTILS.build(self.train_cfg.get('sampler', dict(type='mmdet.MaskPseudoSampler')))
+        self.test_cfg = test_cfg or {}
+
+    @staticmethod
+    def _build_adaptor(cfg: Optional[dict], stage_cfg: dict) -> Optional[nn.Module]:
+        return None if cfg is None else MODELS.build({**stage_cfg, **cfg})
+
+    # ------------------------------------------------------------------ classes
+    def set_class_embeddings(self, embeds: torch.Tensor) -> None:
+        """Set the (frozen) text embeddings of the class names, ``[num_classes, text_dim]``."""
+        if embeds.shape != self.class_text_embeds.shape:
+            raise ValueError(f'class embeddings must be {tuple(self.class_text_embeds.shape)} '
+                             f'(num_classes, text_dim), got {tuple(embeds.shape)}')
+        self.class_text_embeds.copy_(embeds.detach())
+
+    def classify(self, cls_embed: torch.Tensor) -> torch.Tensor:
+        """Cosine similarity to the class text embeddings and to "no object" -> ``[..., K+1]``."""
+        classes = torch.cat([self.class_text_embeds, self.no_object_embed], dim=0)
+        sim = F.normalize(cls_embed, dim=-1) @ F.normalize(classes, dim=-1).t()
+        return sim * self.logit_scale.clamp(max=math.log(100)).exp()
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, feats: torch.Tensor, prompts: Optional[PromptTokens] = None,
+                run_objects: bool = True, num_stages: Optional[int] = None) -> HeadOutput:
+        """Decode a batch of clips.
+
+        Args:
+            feats: neck features ``[B, C, T, h, w]`` (T = 1 for images).
+            prompts: encoded prompts (``SAMPromptEncoder``) or None.
+            run_objects: run the object queries (panoptic / video instances).
+            num_stages: run only the first stages (TaskRouter); default all.
+        """
+        if feats.dim() != 5:
+            raise ValueError(f'RapSAMVideoHead expects features [B, C, T, h, w], got {tuple(feats.shape)}')
+        n_stages = self.num_stages if num_stages is None else num_stages
+        if not 1 <= n_stages <= self.num_stages:
+            raise ValueError(f'num_stages must be in 1..{self.num_stages}, got {n_stages}')
+        b = feats.shape[0]
+        obj_q = obj_m = prm_q = prm_m = prm_valid = None
+        if run_objects:
+            obj_q = self.query_feat.weight[None].expand(b, -1, -1)
+            obj_m = torch.einsum('bqc,bcthw->bqthw', self.init_mask_proj(obj_q), feats)
+        has_prompts = prompts is not None and prompts.num_prompts > 0
+        if has_prompts:
+            prm_q, prm_valid = self._pad_prompt_queries(prompts, b)
+            prm_m = torch.einsum('bqc,bcthw->bqthw', self.init_mask_proj(prm_q), feats)
+            prm_m = self._inject_mask_prompts(prm_m, prompts)
+        out = HeadOutput()
+        for stage in self.stages[:n_stages]:
+            step = StepOutput()
+            if obj_q is not None:
+                obj_q, obj_m, cls = stage(obj_q, feats, obj_m)
+                step.obj_query, step.obj_mask, step.obj_cls = obj_q, obj_m, self.classify(cls)
+            if has_prompts:
+                prm_q, prm_m, cls = stage(prm_q, feats, prm_m, prm_valid)
+                step.prm_query, step.prm_mask = prm_q[prm_valid], prm_m[prm_valid]
+                step.prm_cls = self.classify(cls[prm_valid])
+            out.steps.append(step)
+        if self.panoptic_adaptor is not None or self.prompt_adaptor is not None:
+            # a task without its adaptor keeps the last stage's prediction
+            step = StepOutput(**vars(out.steps[-1]))
+            if obj_q is not None and self.panoptic_adaptor is not None:
+                q, m, cls = self.panoptic_adaptor(obj_q, feats, obj_m)
+                step.obj_query, step.obj_mask, step.obj_cls = q, m, self.classify(cls)
+            if has_prompts and self.prompt_adaptor is not None:
+                q, m, cls = self.prompt_adaptor(prm_q, feats, prm_m, prm_valid)
+                step.prm_query, step.prm_mask = q[prm_valid], m[prm_valid]
+                step.prm_cls = self.classify(cls[prm_valid])
+            out.steps.append(step)
+        return out
+
+    def _pad_prompt_queries(self, prompts: PromptTokens, batch_size: int) -> tuple:
+        """Aggregate each object's tokens into a query and lay them out as ``[B, N_max, C]``."""
+        q = self.prompt_aggregator(prompts.point_embed, prompts.point_valid, prompts.box_embed,
+                                   prompts.box_valid, prompts.mask_embed, prompts.mask_valid,
+                                   prompts.text_embed, prompts.text_valid)
+        counts = torch.bincount(prompts.batch_index, minlength=batch_size)
+        n_max = int(counts.max())
+        # slot of each prompt inside its sample (prompts are grouped by sample, in order)
+        starts = torch.cumsum(counts, 0) - counts
+        slot = torch.arange(len(q), device=q.device) - starts[prompts.batch_index]
+        padded = q.new_zeros(batch_size, n_max, q.shape[-1])
+        padded[prompts.batch_index, slot] = q
+        valid = torch.zeros(batch_size, n_max, dtype=torch.bool, device=q.device)
+        valid[prompts.batch_index, slot] = True
+        return padded, valid
+
+    @staticmethod
+    def _inject_mask_prompts(mask_logits: torch.Tensor, prompts: PromptTokens) -> torch.Tensor:
+        """Where an object has a mask prompt, its initial mask on the prompted frame is that mask."""
+        if not prompts.mask_valid.any():
+            return mask_logits
+        b_idx, t_idx = prompts.batch_index, prompts.frame_index
+        counts = torch.bincount(b_idx, minlength=mask_logits.shape[0])
+        slot = torch.arange(len(b_idx), device=b_idx.device) - (torch.cumsum(counts, 0) - counts)[b_idx]
+        rows = prompts.mask_valid.nonzero(as_tuple=True)[0]
+        mask_logits = mask_logits.clone()
+        mask_logits[b_idx[rows], slot[rows], t_idx[rows]] = prompts.mask_logits[rows]
+        return mask_logits
+
+    # ------------------------------------------------------------------ losses
+    def loss(self, out: HeadOutput, targets: List[InstanceData],
+             prompt_targets: Optional[torch.Tensor] = None,
+             prompts: Optional[PromptTokens] = None) -> Dict[str, torch.Tensor]:
+        """Deeply supervised losses over every decoder step (the last one unprefixed).
+
+        Args:
+            out: ``forward`` output.
+            targets: per sample, ``labels`` [N] and ``masks`` [N, T, H, W] (padded input size).
+            prompt_targets: [N_prompts] row of the sample's ``targets`` each prompt must segment
+                (-1: no target, the prompt is skipped).
+            prompts: the encoded prompts (for their sample index).
+        """
+        losses: Dict[str, torch.Tensor] = {}
+        for k, step in enumerate(out.steps):
+            prefix = '' if k == len(out.steps) - 1 else f'd{k}.'
+            if step.obj_cls is not None:
+                cls_l, mask_l, dice_l = self._object_loss(step.obj_cls, step.obj_mask, targets)
+                losses.update({f'{prefix}loss_cls': cls_l, f'{prefix}loss_mask': mask_l,
+                               f'{prefix}loss_dice': dice_l})
+            if step.prm_mask is not None and prompt_targets is not None:
+                cls_l, mask_l, dice_l = self._prompt_loss(step, targets, prompt_targets, prompts)
+                losses.update({f'{prefix}loss_prompt_cls': cls_l, f'{prefix}loss_prompt_mask': mask_l,
+                               f'{prefix}loss_prompt_dice': dice_l})
+        return losses
+
+    def _object_loss(self, cls_scores: torch.Tensor, mask_preds: torch.Tensor,
+                     targets: List[InstanceData]) -> tuple:
+        labels, mask_targets, matched_preds = [], [], []
+        for cls_i, mask_i, gt in zip(cls_scores, mask_preds, targets):
+            lab, pos, pos_gt = self._assign(cls_i, mask_i, gt)
+            labels.append(lab)
+            matched_preds.append(mask_i[pos])
+            mask_targets.append(gt.masks[pos_gt])
+        labels = torch.stack(labels)
+        class_weight = cls_scores.new_tensor(self.class_weight)
+        loss_cls = self.loss_cls(cls_scores.flatten(0, 1), labels.flatten(),
+                                 avg_factor=class_weight[labels.flatten()].sum())
+        loss_mask, loss_dice = self._mask_losses(torch.cat(matched_preds), torch.cat(mask_targets))
+        return loss_cls, loss_mask, loss_dice
+
+    def _assign(self, cls_score: torch.Tensor, mask_pred: torch.Tensor, gt: InstanceData) -> tuple:
+        """Hungarian matching of one clip's queries to its instances on shared random points."""
+        num_q = cls_score.shape[0]
+        labels = cls_score.new_full((num_q, ), self.num_classes, dtype=torch.long)
+        if len(gt) == 0:
+            empty = torch.zeros(0, dtype=torch.long, device=cls_score.device)
+            return labels, empty, empty
+        t = mask_pred.shape[1]
+        with torch.no_grad():
+            coords = torch.rand(1, t, self.train_cfg['num_points'] // t, 2, device=cls_score.device)
+            pred_pts = sample_clip_points(mask_pred, coords.expand(num_q, -1, -1, -1))
+            gt_pts = sample_clip_points(gt.masks.float(), coords.expand(len(gt), -1, -1, -1))
+            assign = self.assigner.assign(
+                pred_instances=InstanceData(scores=cls_score, masks=pred_pts),
+                gt_instances=InstanceData(labels=gt.labels, masks=gt_pts))
+            sampling = self.sampler.sample(
+                assign_result=assign, pred_instances=InstanceData(scores=cls_score, masks=mask_pred),
+                gt_instances=gt)
+        pos, pos_gt = sampling.pos_inds, sampling.pos_assigned_gt_inds
+        labels[pos] = gt.labels[pos_gt]
+        return labels, pos, pos_gt
+
+    def _prompt_loss(self, step: StepOutput, targets: List[InstanceData], prompt_targets: torch.Tensor,
+                     prompts: PromptTokens) -> tuple:
+        keep = prompt_targets >= 0
+        if not keep.any():
+            zero = step.prm_mask.sum() * 0
+            return zero, zero, zero
+        b_idx, rows = prompts.batch_index[keep], prompt_targets[keep]
+        mask_t = torch.stack([targets[b].masks[r] for b, r in zip(b_idx.tolist(), rows.tolist())])
+        label_t = torch.stack([targets[b].labels[r] for b, r in zip(b_idx.tolist(), rows.tolist())])
+        # a prompted object always exists: no "no object" class, plain CE over the real classes
+        loss_cls = F.cross_entropy(step.prm_cls[keep][:, :self.num_classes], label_t) \
+            * self.loss_cls.loss_weight
+        loss_mask, loss_dice = self._mask_losses(step.prm_mask[keep], mask_t)
+        return loss_cls, loss_mask, loss_dice
+
+    def _mask_losses(self, preds: torch.Tensor, gts: torch.Tensor) -> tuple:
+        """Point-sampled (importance sampling, Mask2Former-style) BCE + Dice for matched masks
+        ``[N, T, h, w]`` vs ``[N, T, H, W]``."""
+        num = preds.new_tensor(float(len(preds)))
+        all_reduce(num, op='mean')
+        num = num.clamp(min=1.0)
+        if len(preds) == 0:
+            zero = preds.sum() * 0
+            return zero, zero
+        n, t = preds.shape[:2]
+        p = self.train_cfg['num_points']
+        with torch.no_grad():
+            coords = get_uncertain_point_coords_with_randomness(
+                preds.flatten(0, 1)[:, None], None, max(p // t, 1),
+                self.train_cfg['oversample_ratio'], self.train_cfg['importance_sample_ratio'])
+            coords = coords.reshape(n, t, -1, 2)
+            tgt = sample_clip_points(gts.float(), coords)
+        pred = sample_clip_points(preds, coords)
+        loss_dice = self.loss_dice(pred, tgt, avg_factor=num)
+        loss_mask = self.loss_mask(pred.reshape(-1), tgt.reshape(-1), avg_factor=num * pred.shape[1])
+        return loss_mask, loss_dice
+
+
+def sample_clip_points(masks: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+    """Sample ``masks`` [N, T, H, W] at normalised ``coords`` [N, T, P, 2] (per frame) -> [N, T*P]."""
+    n, t = masks.shape[:2]
+    vals = point_sample(masks.flatten(0, 1)[:, None], coords.flatten(0, 1), align_corners=False)
+    return vals.reshape(n, t * coords.shape[2])

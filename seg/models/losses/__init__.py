@@ -1,0 +1,3 @@
+from .dpsr_loss import DPSRLoss
+
+__all__ = ['DPSRLoss']

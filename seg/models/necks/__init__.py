@@ -1,0 +1,3 @@
+from .ramsam_neck import MaskStateRefiner, YOSONeck
+
+__all__ = ['MaskStateRefiner', 'YOSONeck']

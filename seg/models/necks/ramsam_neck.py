@@ -1,0 +1,171 @@
+"""RapSAM's pixel decoder (``YOSONeck``) and the FastSAM2 mask boundary refiner (``MaskStateRefiner``).
+
+``YOSONeck`` is a light deformable FPN: each pyramid level is projected to ``agg_dim`` channels,
+merged top-down through deformable 3x3 convs, and all levels are upsampled to stride 4, concatenated
+with CoordConv (x, y) channels and fused into ONE stride-4 map that the head's queries read masks
+from. Deformable convolution is torchvision's (no compiled mmcv ops needed).
+
+``MaskStateRefiner`` runs after the head: a small conv net that looks at the stride-4 feature and a
+query's current mask and outputs a residual correction of that mask's logits (boundaries), so the
+transformer head need not resolve fine boundaries itself.
+"""
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from mmcv.cnn import ConvModule, build_activation_layer, build_norm_layer
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+from torchvision.ops import DeformConv2d
+
+from seg.registry import MODELS
+
+
+class _DeformConvBlock(nn.Module):
+    """Deformable 3x3 conv (offsets predicted from its input) + norm + activation."""
+
+    def __init__(self, channels: int, norm_cfg: dict, act_cfg: dict) -> None:
+        super().__init__()
+        # zero offsets at init: the block starts as a regular 3x3 conv and learns where to look
+        self.offset = nn.Conv2d(channels, 2 * 3 * 3, 3, padding=1)
+        nn.init.zeros_(self.offset.weight)
+        nn.init.zeros_(self.offset.bias)
+        self.conv = DeformConv2d(channels, channels, 3, padding=1, bias=False)
+        self.norm = build_norm_layer(norm_cfg, channels)[1]
+        self.act = build_activation_layer(act_cfg)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.norm(self.conv(x, self.offset(x))))
+
+
+def coord_channels(feat: Tensor) -> Tensor:
+    """CoordConv channels for a [B, C, H, W] map: [B, 2, H, W] with x then y in [-1, 1]."""
+    b, _, h, w = feat.shape
+    ys = torch.linspace(-1, 1, h, device=feat.device, dtype=feat.dtype)
+    xs = torch.linspace(-1, 1, w, device=feat.device, dtype=feat.dtype)
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing='ij')
+    return torch.stack([grid_x, grid_y]).expand(b, -1, -1, -1)
+
+
+@MODELS.register_module()
+class YOSONeck(BaseModule):
+    """Light deformable FPN: the backbone pyramid -> one stride-4 map [B, hidden_dim, H/4, W/4].
+
+    Args:
+        in_channels: channels of the input levels, finest (stride 4) first.
+        agg_dim: channels of every level inside the FPN.
+        hidden_dim: channels of the output map.
+        norm_cfg, act_cfg: mmcv norm / activation configs (GroupNorm by default: batch-size free).
+    """
+
+    def __init__(self,
+                 in_channels: Sequence[int],
+                 agg_dim: int = 128,
+                 hidden_dim: int = 256,
+                 norm_cfg: dict = dict(type='GN', num_groups=32),
+                 act_cfg: dict = dict(type='ReLU'),
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if len(in_channels) < 2:
+            raise ValueError(f'YOSONeck: needs at least 2 levels, got in_channels={list(in_channels)}')
+        self.in_channels = list(in_channels)
+        self.hidden_dim = hidden_dim
+        self.lateral_convs = nn.ModuleList(
+            ConvModule(c, agg_dim, 1, norm_cfg=norm_cfg, act_cfg=None) for c in in_channels)
+        self.deform_convs = nn.ModuleList(
+            _DeformConvBlock(agg_dim, norm_cfg, act_cfg) for _ in in_channels)
+        self.fuse = ConvModule(agg_dim * len(in_channels) + 2, hidden_dim, 3, padding=1,
+                               norm_cfg=norm_cfg, act_cfg=act_cfg)
+        # linear output: the head takes dot products of queries with this map
+        self.out_conv = nn.Conv2d(hidden_dim, hidden_dim, 1)
+
+    def forward(self, feats: Sequence[Tensor]) -> Tensor:
+        """``feats``: one [B, C_i, H_i, W_i] map per level, finest first -> [B, hidden_dim, H_0, W_0]."""
+        if len(feats) != len(self.in_channels):
+            raise ValueError(f'YOSONeck: got {len(feats)} feature levels, built for '
+                             f'{len(self.in_channels)} (in_channels={self.in_channels})')
+        for i, (feat, ch) in enumerate(zip(feats, self.in_channels)):
+            if feat.dim() != 4 or feat.shape[1] != ch or feat.shape[0] != feats[0].shape[0]:
+                raise ValueError(f'YOSONeck: level {i} must be [{feats[0].shape[0]}, {ch}, H, W] '
+                                 f'(in_channels={self.in_channels}), got {tuple(feat.shape)}')
+        # top-down: coarsest first, each finer level adds the upsampled coarser result
+        outs = [None] * len(feats)
+        top = None
+        for i in range(len(feats) - 1, -1, -1):
+            x = self.lateral_convs[i](feats[i])
+            if top is not None:
+                x = x + F.interpolate(top, size=x.shape[-2:], mode='bilinear', align_corners=False)
+            top = outs[i] = self.deform_convs[i](x)
+        size = outs[0].shape[-2:]
+        fused = [outs[0]] + [
+            F.interpolate(o, size=size, mode='bilinear', align_corners=False) for o in outs[1:]
+        ]
+        fused.append(coord_channels(outs[0]))
+        return self.out_conv(self.fuse(torch.cat(fused, dim=1)))
+
+
+@MODELS.register_module()
+class MaskStateRefiner(BaseModule):
+    """Residual boundary correction of per-query mask logits from the pixel feature.
+
+    ``forward(feat [B, C, H, W], mask_logits [B, Q, h, w]) -> [B, Q, h, w]``. The feature is
+    projected once per image; each query's mask state (its probability map) is embedded by a 3x3 conv
+    and added to it, so the first layer costs one small conv per query rather than a conv over
+    [feature, mask] concatenated per query. The queries are then batched as [B * Q, hidden, h, w]
+    through ``num_layers`` 3x3 convs, the last of which outputs the logit correction and starts at
+    zero: the refiner is the identity at initialisation. Memory grows as B * Q * hidden * h * w.
+
+    Args:
+        feat_channels: channels C of the pixel feature (the neck's ``hidden_dim``).
+        hidden_channels: width of the per-query convs.
+        num_layers: 3x3 convs after the input embedding, the output conv included (>= 1).
+        act_cfg: mmcv activation config.
+    """
+
+    def __init__(self,
+                 feat_channels: int,
+                 hidden_channels: int = 16,
+                 num_layers: int = 3,
+                 act_cfg: dict = dict(type='ReLU'),
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if num_layers < 1:
+            raise ValueError(f'MaskStateRefiner: num_layers must be >= 1, got {num_layers}')
+        self.feat_channels = feat_channels
+        self.feat_proj = nn.Conv2d(feat_channels, hidden_channels, 1)
+        self.mask_embed = nn.Conv2d(1, hidden_channels, 3, padding=1)
+        self.act = build_activation_layer(act_cfg)
+        self.body = nn.Sequential(*[
+            ConvModule(hidden_channels, hidden_channels, 3, padding=1, act_cfg=act_cfg)
+            for _ in range(num_layers - 1)
+        ])
+        self.out_conv = nn.Conv2d(hidden_channels, 1, 3, padding=1)
+        self._zero_out_conv()
+
+    def init_weights(self) -> None:
+        # whatever init_cfg draws, the refiner must start as the identity
+        super().init_weights()
+        self._zero_out_conv()
+
+    @torch.no_grad()
+    def _zero_out_conv(self) -> None:
+        self.out_conv.weight.zero_()
+        self.out_conv.bias.zero_()
+
+    def forward(self, feat: Tensor, mask_logits: Tensor) -> Tensor:
+        if feat.dim() != 4 or feat.shape[1] != self.feat_channels:
+            raise ValueError(f'MaskStateRefiner: feat must be [B, {self.feat_channels}, H, W], got '
+                             f'{tuple(feat.shape)}')
+        if mask_logits.dim() != 4 or mask_logits.shape[0] != feat.shape[0]:
+            raise ValueError(f'MaskStateRefiner: mask_logits must be [B={feat.shape[0]}, Q, h, w], got '
+                             f'{tuple(mask_logits.shape)}')
+        b, q, h, w = mask_logits.shape
+        if q == 0:
+            return mask_logits
+        img = self.feat_proj(feat)
+        if img.shape[-2:] != (h, w):
+            img = F.interpolate(img, size=(h, w), mode='bilinear', align_corners=False)
+        state = self.mask_embed(mask_logits.sigmoid().reshape(b * q, 1, h, w))
+        x = self.act(state.view(b, q, -1, h, w) + img.unsqueeze(1))
+        delta = self.out_conv(self.body(x.flatten(0, 1)))
+        return mask_logits + delta.view(b, q, h, w)

@@ -1,0 +1,8 @@
+# FastSAM2 stand-alone modules (low-rank attention, task routing, streaming memory, prompt fusion)
+from .low_rank_attention import LowRankMHSA
+from .memory_adapter import MemoryEntry, MemoryReadout, StreamingMemory
+from .prompt_fusion import PromptFusion
+from .task_router import DEFAULT_RULES, RouteDecision, TaskRouter
+
+__all__ = ['LowRankMHSA', 'MemoryEntry', 'MemoryReadout', 'StreamingMemory', 'PromptFusion',
+           'DEFAULT_RULES', 'RouteDecision', 'TaskRouter']

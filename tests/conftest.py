@@ -1,0 +1,21 @@
+"""Shared pytest fixtures."""
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
+
+
+@pytest.fixture(scope='session')
+def shared_data() -> Path:
+    """The real data samples laid beside the checkout (``../shared/data``)."""
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f'{SHARED_DATA} is missing: clone the repo with ../shared beside it')
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _deterministic() -> None:
+    torch.manual_seed(0)

@@ -1,0 +1,120 @@
+"""LoadCocoPanopticAnnotations on the real COCO-panoptic sample and on broken files."""
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from seg.datasets.transforms.loading import LoadCocoPanopticAnnotations, rgb_to_panoptic_id
+from seg.registry import DATASETS
+
+
+TINY_META = dict(classes=('person', 'tree-merged'), thing_classes=('person', ),
+                 stuff_classes=('tree-merged', ))
+
+
+def _panoptic_dataset(root: Path, pipeline=(), metainfo=None):
+    return DATASETS.build(dict(type='CocoPanopticDataset', data_root=str(root),
+                               ann_file='panoptic_examples.json', metainfo=metainfo,
+                               data_prefix=dict(img='input_images/', seg='panoptic_examples/'),
+                               pipeline=list(pipeline)))
+
+
+def test_rgb_to_panoptic_id_hand_values():
+    png = np.array([[[1, 0, 0], [0, 1, 0]], [[0, 0, 1], [3, 2, 1]]], dtype=np.uint8)
+    assert rgb_to_panoptic_id(png).tolist() == [[1, 256], [65536, 3 + 512 + 65536]]
+    with pytest.raises(ValueError, match='RGB'):
+        rgb_to_panoptic_id(np.zeros((2, 2), np.uint8))
+
+
+def test_real_sample_all_segments(shared_data):
+    root = shared_data / 'coco_panoptic_sample'
+    raw = json.loads((root / 'panoptic_examples.json').read_text())
+    cats = raw['categories']
+    # contiguous labels: things first, then stuff, each in category order
+    order = [c['id'] for c in cats if c['isthing']] + [c['id'] for c in cats if not c['isthing']]
+    label_of = {cid: i for i, cid in enumerate(order)}
+    is_thing = {c['id']: bool(c['isthing']) for c in cats}
+    n_things = sum(is_thing.values())
+    ds = _panoptic_dataset(root, pipeline=[dict(type='LoadImageFromFile'),
+                                           dict(type='LoadCocoPanopticAnnotations')])
+    assert len(ds) == 2
+    by_file = {a['file_name']: a for a in raw['annotations']}
+    for i in range(2):
+        res = ds[i]
+        ann = by_file[Path(res['seg_map_path']).name]
+        png = cv2.imread(res['seg_map_path'])[..., ::-1]
+        pan = rgb_to_panoptic_id(png)
+        seg = res['gt_seg_map']
+        assert seg.shape == res['img'].shape[:2]
+        things = [s for s in ann['segments_info'] if is_thing[s['category_id']] and not s['iscrowd']]
+        assert len(res['gt_masks']) == len(things) == len(res['gt_bboxes'])
+        for k, s in enumerate(things):
+            mask = res['gt_masks'].masks[k].astype(bool)
+            assert mask.sum() == s['area']  # COCO-panoptic area is the pixel count
+            assert res['gt_bboxes_labels'][k] == label_of[s['category_id']] < n_things
+            x, y, w, h = s['bbox']
+            np.testing.assert_allclose(res['gt_bboxes'].tensor[k].numpy(), [x, y, x + w, y + h])
+        for s in ann['segments_info']:
+            assert (seg[pan == s['id']] == label_of[s['category_id']]).all()
+            if not is_thing[s['category_id']]:
+                assert label_of[s['category_id']] >= n_things
+        assert (seg[pan == 0] == 255).all()
+        assert not res['gt_ignore_flags'].any()
+
+
+def _write_tiny_panoptic(root: Path, png_ids: np.ndarray, segments: list) -> None:
+    (root / 'input_images').mkdir(parents=True)
+    (root / 'panoptic_examples').mkdir()
+    h, w = png_ids.shape
+    cv2.imwrite(str(root / 'input_images' / 'a.jpg'), np.full((h, w, 3), 128, np.uint8))
+    rgb = np.stack([png_ids % 256, png_ids // 256 % 256, png_ids // 65536], -1).astype(np.uint8)
+    cv2.imwrite(str(root / 'panoptic_examples' / 'a.png'), rgb[..., ::-1])
+    cats = [dict(id=1, name='person', isthing=1), dict(id=184, name='tree-merged', isthing=0)]
+    anns = [dict(image_id=7, file_name='a.png', segments_info=segments)]
+    imgs = [dict(id=7, file_name='a.jpg', height=h, width=w)]
+    (root / 'panoptic_examples.json').write_text(json.dumps(
+        dict(images=imgs, annotations=anns, categories=cats)))
+
+
+def _seg(sid, cat, bbox, area):
+    return dict(id=sid, category_id=cat, bbox=bbox, area=area, iscrowd=0)
+
+
+def test_png_ids_missing_from_json_name_the_file(tmp_path):
+    ids = np.zeros((8, 8), np.int64)
+    ids[:4, :4] = 5
+    ids[4:, 4:] = 9  # not listed in the json
+    _write_tiny_panoptic(tmp_path, ids, [_seg(5, 1, [0, 0, 4, 4], 16)])
+    res = _panoptic_dataset(tmp_path, metainfo=TINY_META).get_data_info(0)
+    res['ori_shape'] = (8, 8)
+    with pytest.raises(ValueError, match=r'a\.png.*\[9\]'):
+        LoadCocoPanopticAnnotations()(res)
+    with pytest.warns(UserWarning, match='a.png'):
+        out = LoadCocoPanopticAnnotations(on_mismatch='warn')(dict(res))
+    assert (out['gt_seg_map'][4:, 4:] == 255).all() and (out['gt_seg_map'][:4, :4] == 0).all()
+
+
+def test_missing_png_names_the_file(tmp_path):
+    ids = np.zeros((8, 8), np.int64)
+    ids[2:6, 2:6] = 3
+    _write_tiny_panoptic(tmp_path, ids, [_seg(3, 184, [2, 2, 4, 4], 16)])
+    (tmp_path / 'panoptic_examples' / 'a.png').unlink()
+    res = _panoptic_dataset(tmp_path, metainfo=TINY_META).get_data_info(0)
+    res['ori_shape'] = (8, 8)
+    with pytest.raises(FileNotFoundError, match='a.png'):
+        LoadCocoPanopticAnnotations()(res)
+
+
+def test_stuff_only_image_has_no_thing_masks(tmp_path):
+    ids = np.zeros((8, 8), np.int64)
+    ids[2:6, 2:6] = 3
+    _write_tiny_panoptic(tmp_path, ids, [_seg(3, 184, [2, 2, 4, 4], 16)])
+    res = _panoptic_dataset(tmp_path, metainfo=TINY_META,
+                            pipeline=[dict(type='LoadImageFromFile'),
+                                      dict(type='LoadCocoPanopticAnnotations')])[0]
+    assert len(res['gt_masks']) == 0 and len(res['gt_bboxes']) == 0
+    # one thing class, so the only stuff class gets label 1
+    assert (res['gt_seg_map'] == 1).sum() == 16
+    assert (res['gt_seg_map'] == 255).sum() == 64 - 16

@@ -1,0 +1,61 @@
+"""Tiny cases for the decoder-head modules."""
+import torch
+
+from seg.structures import build_prompts
+from . import TinyCase
+
+C, TEXT = 16, 8
+
+
+def _feats(b: int = 2, t: int = 1) -> torch.Tensor:
+    return torch.randn(b, C, t, 8, 8)
+
+
+def _prompts():
+    p = build_prompts(points=[[[3, 4], [20, 9]], [[12, 12]]], point_labels=[[1, 0], [1]],
+                      bboxes=[[0, 0, 16, 16], [4, 4, 30, 28]], texts=['dog', ''], gt_ids=[0, 1])
+    p.masks = torch.zeros(2, 32, 32)
+    p.masks[0, 2:12, 2:14] = 1
+    return p
+
+
+def _run_head(head, t: int = 1):
+    head.set_class_embeddings(torch.randn(head.num_classes, TEXT))
+    feats = _feats(t=t)
+    tokens = head.prompt_encoder([_prompts(), None], [0, 0], feats, (32, 32), [torch.randn(2, TEXT), None])
+    out = head(feats, tokens)
+    return [(s.obj_cls, s.obj_mask, s.prm_cls, s.prm_mask) for s in out.steps]
+
+
+def _run_stage(stage):
+    q = torch.randn(2, 5, C)
+    valid = torch.tensor([[True] * 5, [True, True, False, False, False]])
+    return stage(q, _feats(), torch.randn(2, 5, 1, 8, 8), valid)
+
+
+def _run_encoder(enc):
+    tok = enc([_prompts(), None], [0, 0], _feats(), (32, 32), [torch.randn(2, TEXT), None])
+    return tok.point_embed, tok.box_embed, tok.mask_embed
+
+
+def _run_pooling(pool):
+    n, p = 3, 4
+    return pool(torch.randn(n, p, C), torch.rand(n, p) > 0.3, torch.randn(n, 2, C), torch.ones(n, dtype=torch.bool),
+                torch.randn(n, C), torch.tensor([True, False, True]), torch.randn(n, TEXT),
+                torch.tensor([True, True, False]))
+
+
+HEAD = dict(type='RapSAMVideoHead', num_things_classes=3, num_stuff_classes=2, num_queries=6,
+            num_stages=2, feat_channels=C, num_heads=2, ffn_channels=32, text_dim=TEXT,
+            train_cfg=dict(num_points=64))
+
+CASES = {
+    'RapSAMVideoHead': TinyCase(HEAD, _run_head),
+    'RapSAMVideoHead[clip]': TinyCase(HEAD, lambda m: _run_head(m, t=3)),
+    'DynamicQueryStage': TinyCase(dict(type='DynamicQueryStage', feat_channels=C, num_heads=2,
+                                       ffn_channels=32, cls_channels=TEXT), _run_stage),
+    'QueryAdaptor': TinyCase(dict(type='QueryAdaptor', feat_channels=C, num_heads=2, ffn_channels=32,
+                                  cls_channels=TEXT), _run_stage),
+    'SAMPromptEncoder': TinyCase(dict(type='SAMPromptEncoder', embed_dim=C, text_dim=TEXT), _run_encoder),
+    'PromptPooling': TinyCase(dict(type='PromptPooling', embed_dim=C, text_dim=TEXT), _run_pooling),
+}
