@@ -14,7 +14,9 @@ default_hooks = dict(
     timer=dict(type=IterTimerHook),
     logger=dict(type=LoggerHook, interval=50),
     param_scheduler=dict(type=ParamSchedulerHook),
-    checkpoint=dict(type=CheckpointHook, interval=5000, by_epoch=False, max_keep_ckpts=3),
+    # atomic writes: a crash mid-save never leaves a truncated checkpoint for --resume to pick up
+    checkpoint=dict(type=CheckpointHook, interval=5000, by_epoch=False, max_keep_ckpts=3,
+                    backend_args=dict(backend='atomic_local')),
     sampler_seed=dict(type=DistSamplerSeedHook),
     visualization=dict(type=DetVisualizationHook))
 

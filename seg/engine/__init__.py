@@ -1,4 +1,5 @@
 from . import hooks  # noqa: F401
+from .atomic_local_backend import AtomicLocalBackend
 from .checkpoint_compat import register_mmengine_safe_globals
 
-__all__ = ['register_mmengine_safe_globals']
+__all__ = ['AtomicLocalBackend', 'register_mmengine_safe_globals']

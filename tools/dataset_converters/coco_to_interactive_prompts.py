@@ -20,6 +20,8 @@ def main() -> None:
     parser.add_argument('ann_file', help='COCO instances json, or panoptic json with --panoptic-dir')
     parser.add_argument('out_file')
     parser.add_argument('--panoptic-dir', default=None, help='folder of the panoptic PNGs')
+    parser.add_argument('--categories', default=None,
+                        help='categories json with isthing (for COCO panoptic detection format)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--num-pos', type=int, nargs=2, default=OFFLINE_SAMPLER.num_pos_points,
                         metavar=('MIN', 'MAX'))
@@ -34,7 +36,8 @@ def main() -> None:
     summary = coco_to_interactive_prompts(args.ann_file, args.out_file,
                                           panoptic_dir=args.panoptic_dir, seed=args.seed,
                                           sampler=sampler, include_crowd=args.include_crowd,
-                                          on_bad_data='skip' if args.skip_bad else 'error')
+                                          on_bad_data='skip' if args.skip_bad else 'error',
+                                          categories_file=args.categories)
     print(f"\nwrote {summary['prompts']} prompts for {summary['images']} images to "
           f"{args.out_file} ({summary['images_per_s']:.1f} images/s)")
 

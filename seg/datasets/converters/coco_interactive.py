@@ -36,16 +36,24 @@ OFFLINE_SAMPLER = PromptSampler(num_pos_points=(1, 3), num_neg_points=(0, 2), po
                                 box_prob=1.0, text_prob=1.0)
 
 
-def _instance_objects(ann_file: str, include_crowd: bool) -> Tuple[list, list, Iterator]:
+def _instance_objects(ann_file: str, include_crowd: bool,
+                      categories_file: Optional[str]) -> Tuple[list, list, Iterator]:
     coco = COCO(ann_file)
-    cats = [dict(id=c['id'], name=c['name'], isthing=1) for c in coco.loadCats(coco.getCatIds())]
+    # An instances json holds things only, unless it is COCO's panoptic "detection format",
+    # which holds stuff too without an ``isthing`` key: ``categories_file`` supplies it.
+    known = {c['id']: c for c in load(categories_file)} if categories_file else {}
+    cats = [dict(id=c['id'], name=c['name'],
+                 isthing=int(known.get(c['id'], c).get('isthing', 1)))
+            for c in coco.loadCats(coco.getCatIds())]
+    isthing = {c['id']: c['isthing'] for c in cats}
     images = [coco.imgs[i] for i in sorted(coco.getImgIds())]
 
     def objects(img: dict):
         for ann in coco.loadAnns(coco.getAnnIds(imgIds=[img['id']])):
             if ann.get('iscrowd', 0) and not include_crowd:
                 continue
-            yield ann['id'], ann['category_id'], 1, coco.annToMask(ann).astype(bool)
+            yield (ann['id'], ann['category_id'], isthing[ann['category_id']],
+                   coco.annToMask(ann).astype(bool))
 
     return cats, images, objects
 
@@ -81,11 +89,14 @@ def coco_to_interactive_prompts(ann_file: str,
                                 seed: int = 0,
                                 sampler: PromptSampler = OFFLINE_SAMPLER,
                                 include_crowd: bool = False,
-                                on_bad_data: str = 'error') -> dict:
+                                on_bad_data: str = 'error',
+                                categories_file: Optional[str] = None) -> dict:
     """Write the prompt file for every object of a COCO instances json (or a panoptic json with
     its PNG folder ``panoptic_dir``, covering stuff too). Returns a summary with the throughput.
 
     ``on_bad_data='skip'`` skips, with a warning, objects whose mask is empty instead of raising.
+    ``categories_file`` (e.g. ``panoptic_coco_categories.json``) gives ``isthing`` to an instances
+    json whose categories lack it (COCO's panoptic detection format).
     """
     if on_bad_data not in ('error', 'skip'):
         raise ValueError(f"on_bad_data must be 'error' or 'skip', got {on_bad_data!r}")
@@ -93,7 +104,7 @@ def coco_to_interactive_prompts(ann_file: str,
         raise FileNotFoundError(f'COCO annotation file not found: {ann_file}')
     start = time.perf_counter()
     if panoptic_dir is None:
-        cats, images, objects = _instance_objects(ann_file, include_crowd)
+        cats, images, objects = _instance_objects(ann_file, include_crowd, categories_file)
     else:
         cats, images, objects = _panoptic_objects(ann_file, panoptic_dir, include_crowd)
     names = {c['id']: c['name'] for c in cats}

@@ -63,7 +63,8 @@ class InteractiveSegMetric(BaseMetric):
         if len(images) != len(data_samples):
             raise ValueError(f'{len(images)} images but {len(data_samples)} data samples')
         for image, sample in zip(images, data_samples):
-            self.results.extend(self._evaluate_sample(to_numpy(image), sample))
+            # One entry per sample: mmengine truncates the collected results to the dataset size.
+            self.results.append(self._evaluate_sample(to_numpy(image), sample))
 
     def _evaluate_sample(self, image: np.ndarray, sample: Any) -> List[dict]:
         name = get_field(sample, 'img_path', '?')
@@ -98,5 +99,6 @@ class InteractiveSegMetric(BaseMetric):
                                            self.pred_thr, self.target_iou, box, self.ignore_label))
         return results
 
-    def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
-        return summarize_objects(results, self.noc_thrs, self.max_clicks)
+    def compute_metrics(self, results: List[List[dict]]) -> Dict[str, float]:
+        objects = [obj for sample in results for obj in sample]
+        return summarize_objects(objects, self.noc_thrs, self.max_clicks)

@@ -118,3 +118,71 @@ def test_stuff_only_image_has_no_thing_masks(tmp_path):
     # one thing class, so the only stuff class gets label 1
     assert (res['gt_seg_map'] == 1).sum() == 16
     assert (res['gt_seg_map'] == 255).sum() == 64 - 16
+
+
+# ---- LoadVideoFrameAnnotations ----------------------------------------------------------------
+from PIL import Image  # noqa: E402
+from pycocotools import mask as mask_utils  # noqa: E402
+
+from seg.datasets.toy_dataset import davis_palette, uncompressed_rle  # noqa: E402
+from seg.datasets.transforms.loading import LoadVideoFrameAnnotations, read_davis_png  # noqa: E402
+
+
+def _palette_png(path: Path, ids: np.ndarray) -> str:
+    png = Image.fromarray(ids.astype(np.uint8), mode='P')
+    png.putpalette(davis_palette())  # without a palette PIL would renumber the indices on save
+    png.save(path)
+    return str(path)
+
+
+def test_video_frame_from_palette_png(tmp_path):
+    ids = np.zeros((6, 8), np.uint8)
+    ids[1:3, 1:4] = 2
+    ids[4:6, 5:8] = 5
+    ids[0, :] = 255  # void
+    res = LoadVideoFrameAnnotations()(dict(seg_map_path=_palette_png(tmp_path / 'a.png', ids),
+                                           mask_format='palette', ori_shape=(6, 8)))
+    assert res['gt_instances_ids'].tolist() == [2, 5]
+    assert res['gt_bboxes'].tensor.tolist() == [[1, 1, 4, 3], [5, 4, 8, 6]]
+    assert res['gt_bboxes_labels'].tolist() == [0, 0] and not res['gt_ignore_flags'].any()
+    assert np.array_equal(res['gt_masks'].masks[1].astype(bool), ids == 5)
+    assert np.array_equal(res['gt_seg_map'] == 255, ids == 255) and res['gt_seg_map'].max() == 255
+
+
+def test_video_frame_from_binary_png_and_empty_frame(tmp_path):
+    ids = np.zeros((4, 4), np.uint8)
+    ids[1:3, 1:3] = 255
+    Image.fromarray(ids, mode='L').save(tmp_path / 'b.png')
+    found, masks, void = read_davis_png(str(tmp_path / 'b.png'), 'binary')
+    assert found == [1] and masks.sum() == 4 and not void.any()
+    Image.fromarray(np.zeros((4, 4), np.uint8), mode='L').save(tmp_path / 'c.png')
+    res = LoadVideoFrameAnnotations()(dict(seg_map_path=str(tmp_path / 'c.png'),
+                                           mask_format='binary'))
+    assert len(res['gt_masks']) == 0 and res['gt_bboxes'].tensor.shape == (0, 4)
+    with pytest.raises(ValueError, match='mask_format'):
+        read_davis_png(str(tmp_path / 'c.png'), 'rgb')
+    with pytest.raises(FileNotFoundError, match='nope.png'):
+        read_davis_png(str(tmp_path / 'nope.png'), 'binary')
+
+
+def test_video_frame_from_rle_instances():
+    a = np.zeros((5, 7), bool)
+    a[1:4, 2:5] = True
+    b = np.zeros((5, 7), bool)
+    b[0, 6] = True
+    compressed = mask_utils.encode(np.asfortranarray(b.astype(np.uint8)))
+    instances = [dict(instance_id=11, bbox_label=2, mask=uncompressed_rle(a)),
+                 dict(instance_id=12, bbox_label=0, mask=compressed, ignore_flag=1),
+                 dict(instance_id=13, bbox_label=1, mask=uncompressed_rle(np.zeros((5, 7), bool)))]
+    res = LoadVideoFrameAnnotations()(dict(instances=instances, height=5, width=7))
+    assert res['gt_instances_ids'].tolist() == [11, 12]  # the empty one is dropped
+    assert res['gt_bboxes_labels'].tolist() == [2, 0]
+    assert res['gt_ignore_flags'].tolist() == [False, True]
+    assert np.array_equal(res['gt_masks'].masks[0].astype(bool), a)
+    assert res['gt_bboxes'].tensor.tolist() == [[2, 1, 5, 4], [6, 0, 7, 1]]
+
+
+def test_video_frame_size_mismatch_names_the_file(tmp_path):
+    path = _palette_png(tmp_path / 'd.png', np.ones((4, 4)))
+    with pytest.raises(ValueError, match=r'd\.png is 4x4 but the image is 8x6'):
+        LoadVideoFrameAnnotations()(dict(seg_map_path=path, mask_format='palette', ori_shape=(6, 8)))

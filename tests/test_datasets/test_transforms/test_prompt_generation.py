@@ -4,7 +4,6 @@ import pytest
 import torch
 from mmdet.structures.bbox import HorizontalBoxes
 from mmdet.structures.mask import BitmapMasks
-from mmengine.dataset import Compose
 
 from seg.datasets.prompt_sampler import category_words
 from seg.datasets.transforms.prompt_generation import GeneratePrompts
@@ -140,3 +139,65 @@ def test_after_geometric_transforms_prompts_live_in_the_packed_frame(shared_data
             ys, xs = torch.nonzero(mask, as_tuple=True)
             x1, y1, x2, y2 = p.bboxes[r].tolist()
             assert x1 <= xs.min() and y1 <= ys.min() and x2 >= xs.max() + 1 and y2 >= ys.max() + 1
+
+
+def test_cache_reuses_prompts_for_identical_masks_only():
+    gen = GeneratePrompts(num_thing_classes=2, cache_size=2)
+    np.random.seed(0)
+    a = gen(dict(_results(), img_path='a.jpg'))['prompts']
+    b = gen(dict(_results(), img_path='a.jpg'))['prompts']  # global state moved on, cache hit
+    assert torch.equal(a.points, b.points) and torch.equal(a.gt_ids, b.gt_ids)
+    flipped = _results()
+    flipped['gt_masks'] = flipped['gt_masks'].flip('horizontal')
+    c = gen(dict(flipped, img_path='a.jpg'))['prompts']
+    assert sorted(c.gt_ids.tolist()) == sorted(a.gt_ids.tolist())
+    for r, gid in enumerate(c.gt_ids.tolist()):  # the flipped sample got its own prompts
+        if gid < 3:
+            m = gen.candidates(flipped)[[g for g, _, _ in gen.candidates(flipped)].index(gid)][1]
+            pos = c.points[r][c.point_labels[r] == 1].long()
+            assert m[pos[:, 1], pos[:, 0]].all()
+    gen(dict(_results(), img_path='b.jpg'))
+    assert len(gen._cache) == 2  # least recently used entry dropped
+
+
+# ---- GenerateVideoPrompts ---------------------------------------------------------------------
+from seg.datasets.transforms.prompt_generation import GenerateVideoPrompts  # noqa: E402
+
+
+def _clip() -> dict:
+    """3 frames: object 7 in all frames, object 9 appears in frame 2."""
+    frames = []
+    for t in range(3):
+        masks = np.zeros((2 if t == 2 else 1, 20, 20), np.uint8)
+        masks[0, 2:8, 2 + t:8 + t] = 1
+        if t == 2:
+            masks[1, 12:18, 12:18] = 1
+        frames.append(dict(gt_masks=BitmapMasks(masks, 20, 20),
+                           gt_bboxes_labels=np.zeros(len(masks), np.int64),
+                           gt_ignore_flags=np.zeros(len(masks), bool),
+                           gt_instances_ids=np.array([7, 9][:len(masks)])))
+    return {k: [f[k] for f in frames] for k in frames[0]}
+
+
+def test_video_prompts_first_key_all():
+    first = GenerateVideoPrompts(frames='first', seed=0)(_clip())['prompts']
+    assert first[1] is None and first[2] is None and first[0].gt_ids.tolist() == [0]
+    gen = GenerateVideoPrompts(frames='key', num_extra_key_frames=0, seed=0)
+    assert gen.prompted_frames(_clip()) == [0, 2]  # first appearances of 7 and 9
+    key = gen(_clip())['prompts']
+    assert key[1] is None and sorted(key[2].gt_ids.tolist()) == [0, 1]
+    every = GenerateVideoPrompts(frames='all', seed=0)(_clip())['prompts']
+    assert all(p is not None for p in every)
+    clip = _clip()
+    for t, p in enumerate(every):
+        for r, gid in enumerate(p.gt_ids.tolist()):
+            m = clip['gt_masks'][t].masks[gid].astype(bool)
+            pos = p.points[r][p.point_labels[r] == 1].long()
+            assert m[pos[:, 1], pos[:, 0]].all()
+
+
+def test_video_prompts_reject_image_only_options():
+    with pytest.raises(ValueError, match='frames'):
+        GenerateVideoPrompts(frames='middle')
+    with pytest.raises(ValueError, match='num_thing_classes and cache_size'):
+        GenerateVideoPrompts(cache_size=4)

@@ -38,7 +38,8 @@ def _evaluate(metric_cfg, ignore=None):
     evaluator = Evaluator([METRICS.build(metric_cfg)])
     batch, samples = _batch(ignore)
     evaluator.process(samples, batch)
-    return evaluator.evaluate(1)
+    evaluator.process(samples, batch)
+    return evaluator.evaluate(2)  # two samples (the same one twice): four objects
 
 
 def test_metric_matches_the_functional_protocol():
@@ -48,7 +49,7 @@ def test_metric_matches_the_functional_protocol():
     image = np.zeros((H, W, 3), np.uint8)
     expected = [evaluate_object(image, m.astype(np.int64), DiskPredictor(radius=4), 5)
                 for m in masks[:2]]
-    ious = [r['ious'] for r in expected]
+    ious = [r['ious'] for r in expected] * 2
     nocs, nofs = compute_noc(ious, (0.5, 0.85), 5)
     assert out['interactive/NoC@0.5'] == nocs[0] and out['interactive/NoF@0.85'] == nofs[1]
     assert [out[f'interactive/mIoU@{k}'] for k in range(1, 6)] == pytest.approx(
@@ -56,7 +57,7 @@ def test_metric_matches_the_functional_protocol():
     # Box prompts (the GT boxes): the toy fills the box, exact for the rectangle, for the disk
     # |disk| / |13 x 13 box|.
     assert out['interactive/box_mIoU'] == pytest.approx((1 + masks[1].sum() / 169) / 2)
-    assert out['interactive/num_objects'] == 2
+    assert out['interactive/num_objects'] == 4
 
 
 def test_ignore_mask_is_never_clicked():
@@ -85,4 +86,4 @@ def test_early_stop_reports_only_one_click_miou_and_missing_predictor_fails():
         evaluator.process(samples, batch)
     evaluator.metrics[0].bind_predictor(DiskPredictor())
     evaluator.process(samples, batch)
-    assert len(evaluator.metrics[0].results) == 2
+    assert [len(objects) for objects in evaluator.metrics[0].results] == [2]  # one per sample

@@ -1,6 +1,5 @@
 import copy
 import socket
-import time
 
 import open_clip
 import pytest
@@ -265,12 +264,3 @@ def test_real_variant_channels():
     assert CLIP_BACKBONES.convnext_large_clip.pretrained.startswith('data/pretrained/')
 
 
-@pytest.mark.benchmark
-@pytest.mark.parametrize('family', ['resnet', 'convnext'])
-def test_tiny_forward_backward_time(family):
-    model = build(family, freeze=False).train()
-    x = torch.randn(1, 3, 64, 64)
-    sum(o.sum() for o in model(x)).backward()  # warm-up (lazy kernels)
-    start = time.perf_counter()
-    sum(o.sum() for o in model(x)).backward()
-    print(f'\ntiny {family} 64x64 forward+backward: {1000 * (time.perf_counter() - start):.1f} ms')
