@@ -20,7 +20,7 @@ from PIL import Image
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
 from seg.apis import SegPredictor, draw_panoptic, draw_prompt_result  # noqa: E402
-from seg.evaluation.atomic_io import atomic_save_png, atomic_write_json  # noqa: E402
+from seg.utils.atomic_io import atomic_save_png, atomic_write_json  # noqa: E402
 
 TASKS = ('panoptic', 'interactive_image')
 
@@ -76,7 +76,8 @@ def main() -> None:
     args = parser.parse_args()
 
     options = {} if args.score_thr is None else {'model.test_cfg.object_mask_thr': args.score_thr}
-    predictor = SegPredictor(args.config, args.checkpoint, args.device, args.image_size, options)
+    predictor = SegPredictor.from_config(args.config, args.checkpoint, args.device, args.image_size,
+                                         options)
     img = mmcv.imread(args.image) if osp.isfile(args.image) else None
     if img is None:
         raise SystemExit(f'cannot read image {args.image}')

@@ -18,22 +18,29 @@ ImageLike = Union[str, np.ndarray]
 
 
 class SegPredictor:
-    """Run a RapSAM / FastSAM2 config on single images, SAM-predictor style.
+    """Run a RapSAM / FastSAM2 model on single images, SAM-predictor style.
 
     Images are decoded once (BGR, as mmcv reads them) and resized on the model's device by the data
-    preprocessor (``image_size`` = longer side), so prompts are given in ORIGINAL image pixels and
+    preprocessor (its ``resize_longest_side``), so prompts are given in ORIGINAL image pixels and
     results come back at the original resolution.
 
     Args:
-        config: config file path or ``Config``.
-        checkpoint: LOCAL checkpoint path; None keeps the random init (a warning says so).
-        device: torch device string.
-        image_size: longer side the preprocessor resizes to (None: feed the image as is).
-        cfg_options: overrides merged into the config (e.g. ``{'model.test_cfg.object_mask_thr': 0.5}``).
+        model: a built ``RapSAM`` (weights loaded); use ``from_config`` to build one.
     """
 
-    def __init__(self, config: Union[str, Config], checkpoint: Optional[str] = None, device: str = 'cpu',
-                 image_size: Optional[int] = 1024, cfg_options: Optional[dict] = None) -> None:
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model.eval()
+        self.class_names = list(model.class_names)
+
+    @classmethod
+    def from_config(cls, config: Union[str, Config], checkpoint: Optional[str] = None,
+                    device: str = 'cpu', image_size: Optional[int] = 1024,
+                    cfg_options: Optional[dict] = None) -> 'SegPredictor':
+        """Build the config's model, load a LOCAL checkpoint (None keeps the random init, with a
+        warning) and set the longer side the preprocessor resizes to (None: as given).
+
+        ``cfg_options`` are merged into the config, e.g. ``{'model.test_cfg.object_mask_thr': 0.5}``.
+        """
         if isinstance(config, str):
             if not osp.isfile(config):
                 raise FileNotFoundError(f'config file not found: {config}')
@@ -42,15 +49,14 @@ class SegPredictor:
             config.merge_from_dict(cfg_options)
         model_cfg = config.model
         model_cfg.data_preprocessor.resize_longest_side = image_size
-        self.model = MODELS.build(model_cfg)
+        model = MODELS.build(model_cfg)
         if checkpoint is None:
             warnings.warn('SegPredictor: no checkpoint given, the model has RANDOM weights')
         else:
             if not osp.isfile(checkpoint):
                 raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
-            load_checkpoint(self.model, checkpoint, map_location='cpu')
-        self.model.to(device).eval()
-        self.class_names = list(self.model.class_names)
+            load_checkpoint(model, checkpoint, map_location='cpu')
+        return cls(model.to(device))
 
     @staticmethod
     def _load(image: ImageLike) -> np.ndarray:
@@ -91,13 +97,11 @@ class SegPredictor:
         img = self._load(image)
         if masks is not None and tuple(np.shape(masks)[-2:]) != img.shape[:2]:
             raise ValueError(f'mask prompts {np.shape(masks)} must have the image size {img.shape[:2]}')
-        box_valid = None if boxes is None else [b is not None for b in boxes]
         prompts = build_prompts(points=points, point_labels=point_labels,
                                 bboxes=None if boxes is None else [b or [0.0] * 4 for b in boxes],
+                                box_valid=None if boxes is None else [b is not None for b in boxes],
                                 masks=None if masks is None else torch.as_tensor(masks).float(),
                                 texts=texts)
-        if box_valid is not None:
-            prompts.box_valid = torch.tensor(box_valid)
         sample = DetDataSample()
         sample.prompts = prompts
         return self._run(img, sample)

@@ -26,7 +26,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from seg.datasets.prompt_sampler import mask_to_box
-from seg.evaluation.atomic_io import atomic_open, atomic_save_png, atomic_write_json
+from seg.utils.atomic_io import atomic_open, atomic_save_png, atomic_write_json
 
 THING_CLASSES = ('disc', 'box', 'triangle')
 STUFF_CLASSES = ('sky', 'grass')

@@ -10,7 +10,7 @@ from typing import Union
 
 from mmengine.fileio.backends import LocalBackend, register_backend
 
-from seg.evaluation.atomic_io import atomic_open
+from seg.utils.atomic_io import atomic_open
 
 
 @register_backend('atomic_local')

@@ -16,7 +16,6 @@ DAVIS-2016 masks are binary 0/255 PNGs; read as DAVIS-2017 masks the 255 would b
 sequence would have no object at all, so ``binary_masks=True`` reads any non-zero value as
 object 1 (the DAVIS-2016 convention) in GT and results.
 """
-import math
 import time
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -26,7 +25,7 @@ import numpy as np
 from mmengine.utils import ProgressBar
 from PIL import Image
 
-from .atomic_io import atomic_save_png
+from seg.utils.atomic_io import atomic_save_png
 
 VOID_ID = 255
 BOUND_TH = 0.008
@@ -134,8 +133,8 @@ def read_davis_png(path: PathLike) -> np.ndarray:
     with Image.open(path) as im:
         arr = np.array(im)
     if arr.ndim != 2:
-        raise ValueError(f'{path}: DAVIS masks are single-channel (palette or L) PNGs of object ids, '
-                         f'got an array of shape {arr.shape}')
+        raise ValueError(f'{path}: DAVIS masks are single-channel (palette or L) PNGs of object '
+                         f'ids, got an array of shape {arr.shape}')
     return arr.astype(np.int64)
 
 
@@ -171,8 +170,8 @@ def evaluate_sequence(gt_dir: PathLike, result_dir: PathLike,
                          f'evaluated), found {len(frames)}')
     n_objects = int(read_gt_ids(frames[0], binary_masks).max())
     if n_objects == 0:
-        hint = '' if binary_masks else (' (if these are DAVIS-2016 binary 0/255 masks, evaluate them '
-                                         'with binary_masks / --davis2016)')
+        hint = '' if binary_masks else (' (if these are DAVIS-2016 binary 0/255 masks, evaluate '
+                                         'them with binary_masks / --davis2016)')
         raise ValueError(f'{frames[0]}: the first GT frame has no object id{hint}')
     j = np.zeros((n_objects, len(frames) - 2))
     f = np.zeros((n_objects, len(frames) - 2))
@@ -231,7 +230,8 @@ def evaluate_davis(davis_root: PathLike,
         for k in range(j.shape[0]):
             stats['J'].append(sequence_statistics(j[k]))
             stats['F'].append(sequence_statistics(f[k]))
-            per_object[f'{seq}_{k + 1}'] = {'J-Mean': stats['J'][-1][0], 'F-Mean': stats['F'][-1][0]}
+            per_object[f'{seq}_{k + 1}'] = {'J-Mean': stats['J'][-1][0],
+                                            'F-Mean': stats['F'][-1][0]}
         seconds[seq] = time.perf_counter() - start
         if bar is not None:
             bar.update()

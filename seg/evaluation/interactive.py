@@ -38,17 +38,15 @@ class Click:
 
 
 class InteractivePredictor(Protocol):
-    """What the interactive protocol drives.
+    """What the interactive protocol drives: ``predictor(image, clicks, prev_logits) -> logits``."""
 
-    ``image`` is the [H, W, 3] uint8 image in the channel order the pipeline loaded it,
-    ``clicks`` all clicks so far (oldest first), ``prev_logits`` the logits this predictor returned
-    for the previous round (None on the first). ``box`` (xyxy pixels) is passed, with no clicks,
-    only for the box-prompt evaluation. Returns [H, W] logits.
-    """
-
-    def __call__(self, image: np.ndarray, clicks: Sequence[Click], prev_logits: Optional[np.ndarray],
+    def __call__(self, image: np.ndarray, clicks: Sequence[Click],
+                 prev_logits: Optional[np.ndarray],
                  box: Optional[Sequence[float]] = None) -> ArrayLike:
-        ...
+        """``image`` is the [H, W, 3] uint8 image in the channel order the pipeline loaded it,
+        ``clicks`` all clicks so far (oldest first), ``prev_logits`` the logits this predictor
+        returned for the previous round (None on the first). ``box`` (xyxy pixels) is passed, with
+        no clicks, only for the box-prompt evaluation. Returns [H, W] logits."""
 
 
 class ClickSession(NamedTuple):
@@ -58,7 +56,7 @@ class ClickSession(NamedTuple):
 
 
 def _border_distance(region: np.ndarray) -> np.ndarray:
-    """Exact L2 distance of each region pixel to the nearest non-region pixel or the image border."""
+    """Exact L2 distance of each region pixel to the nearest non-region pixel or image border."""
     padded = np.pad(region, 1, mode='constant').astype(np.uint8)
     return cv2.distanceTransform(padded, cv2.DIST_L2, 0)[1:-1, 1:-1]
 
@@ -117,7 +115,7 @@ class ClickSimulator:
 
 
 def mask_iou(gt_mask: np.ndarray, pred_mask: ArrayLike, ignore_label: int = -1) -> float:
-    """IoU of ``pred_mask`` with the object (GT == 1), ignoring GT pixels equal to ``ignore_label``."""
+    """IoU of ``pred_mask`` with the object (GT == 1); GT pixels == ``ignore_label`` are ignored."""
     gt = _check_gt(gt_mask, ignore_label)
     pred = _check_pred(pred_mask, gt.shape)
     obj, valid = gt == 1, gt != ignore_label
@@ -139,7 +137,7 @@ def run_click_session(image: np.ndarray,
                       pred_thr: float = 0.49,
                       target_iou: Optional[float] = None,
                       ignore_label: int = -1) -> ClickSession:
-    """Simulate up to ``max_clicks`` clicks on one object; stop early once ``target_iou`` is reached.
+    """Simulate up to ``max_clicks`` clicks on one object, stopping once ``target_iou`` is reached.
 
     Early stopping shortens ``ious``; mIoU@k needs full sessions (``target_iou=None``).
     """

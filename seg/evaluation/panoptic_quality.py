@@ -26,7 +26,7 @@ import numpy as np
 from mmengine.utils import ProgressBar
 from PIL import Image
 
-from .atomic_io import atomic_save_png
+from seg.utils.atomic_io import atomic_save_png
 
 VOID = 0
 OFFSET = 256 ** 3
@@ -183,14 +183,15 @@ class PQStat:
             area[label] = count
         absent = sorted(set(pred_segms) - set(area))
         if absent:
-            raise KeyError(f'image {image_id}: segment ids {absent} are in segments_info but not in '
-                           f'the prediction PNG')
+            raise KeyError(f'image {image_id}: segment ids {absent} are in segments_info but '
+                           f'not in the prediction PNG')
         return area
 
     @staticmethod
     def _check_gt(gt_segms: Mapping[int, Mapping], gt_ids: np.ndarray, categories: Categories,
                   image_id) -> None:
-        unknown = [s['category_id'] for s in gt_segms.values() if s['category_id'] not in categories]
+        unknown = [s['category_id'] for s in gt_segms.values()
+                   if s['category_id'] not in categories]
         if unknown:
             raise KeyError(f'image {image_id}: GT category ids {unknown} are not in the categories')
         in_png = set(np.unique(gt_ids).tolist()) - {VOID}

@@ -25,13 +25,15 @@ POSITIVE, NEGATIVE, PADDING = 1, 0, -1
 def build_prompts(points: Optional[Sequence] = None,
                   point_labels: Optional[Sequence] = None,
                   bboxes: Optional[Sequence] = None,
+                  box_valid: Optional[Sequence[bool]] = None,
                   masks: Optional[torch.Tensor] = None,
                   texts: Optional[Sequence[str]] = None,
                   gt_ids: Optional[Sequence[int]] = None) -> InstanceData:
     """Build a validated prompt ``InstanceData`` from any subset of prompt kinds.
 
     ``points`` is [N, P, 2] (or a ragged list of per-object point lists, padded here) and needs
-    ``point_labels`` of matching shape. At least one kind must be given.
+    ``point_labels`` of matching shape. ``box_valid`` marks which rows of ``bboxes`` are real boxes
+    (default: all). At least one kind must be given.
     """
     n_rows = [len(x) for x in (points, bboxes, masks, texts) if x is not None]
     if not n_rows:
@@ -51,10 +53,16 @@ def build_prompts(points: Optional[Sequence] = None,
         b = torch.as_tensor(bboxes, dtype=torch.float32).reshape(-1, 4)
         if len(b) != n:
             raise ValueError(f'build_prompts: bboxes must be [N, 4], got {tuple(b.shape)}')
-        if ((b[:, 2] < b[:, 0]) | (b[:, 3] < b[:, 1])).any():
+        valid = (torch.ones(n, dtype=torch.bool) if box_valid is None
+                 else torch.as_tensor(box_valid, dtype=torch.bool).reshape(-1))
+        if len(valid) != n:
+            raise ValueError(f'build_prompts: box_valid has {len(valid)} entries for {n} objects')
+        if ((b[valid, 2] < b[valid, 0]) | (b[valid, 3] < b[valid, 1])).any():
             raise ValueError(f'build_prompts: bboxes must be xyxy with x2 >= x1, y2 >= y1: {b.tolist()}')
-        out.bboxes, out.box_valid = b, torch.ones(n, dtype=torch.bool)
+        out.bboxes, out.box_valid = b * valid[:, None], valid
     else:
+        if box_valid is not None:
+            raise ValueError('build_prompts: box_valid given without bboxes')
         out.bboxes, out.box_valid = torch.zeros(n, 4), torch.zeros(n, dtype=torch.bool)
     if masks is not None:
         m = torch.as_tensor(masks).float()

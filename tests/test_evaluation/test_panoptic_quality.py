@@ -5,7 +5,6 @@ import shutil
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from seg.evaluation.panoptic_quality import (PQStat, id2rgb, pq_compute, read_panoptic_png, rgb2id,
                                              write_panoptic_png)
@@ -136,7 +135,7 @@ def _coco_sample(shared_data):
     return root, json.loads((root / 'panoptic_examples.json').read_text())
 
 
-def test_shared_coco_sample_ground_truth_against_itself_and_a_dropped_segment(shared_data, tmp_path):
+def test_shared_coco_sample_against_itself_and_with_a_dropped_segment(shared_data, tmp_path):
     root, gt = _coco_sample(shared_data)
     gt_png = root / 'panoptic_examples'
     result = pq_compute(root / 'panoptic_examples.json', gt_png, root / 'panoptic_examples.json',

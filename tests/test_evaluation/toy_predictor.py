@@ -20,7 +20,8 @@ class DiskPredictor:
         self.radius = radius
         self.calls: List[dict] = []
 
-    def __call__(self, image: np.ndarray, clicks: Sequence[Click], prev_logits: Optional[np.ndarray],
+    def __call__(self, image: np.ndarray, clicks: Sequence[Click],
+                 prev_logits: Optional[np.ndarray],
                  box: Optional[Sequence[float]] = None) -> np.ndarray:
         self.calls.append({'clicks': list(clicks), 'prev_logits': prev_logits, 'box': box})
         h, w = image.shape[:2]

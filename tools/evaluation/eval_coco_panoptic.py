@@ -12,7 +12,7 @@ holds ``{"All", "Things", "Stuff"}`` each ``{"pq", "sq", "rq", "n"}`` as fractio
 import argparse
 from typing import List, Optional
 
-from seg.evaluation.atomic_io import atomic_write_json
+from seg.utils.atomic_io import atomic_write_json
 from seg.evaluation.panoptic_quality import pq_compute
 
 

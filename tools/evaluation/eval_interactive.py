@@ -29,7 +29,7 @@ import mmcv
 import numpy as np
 from mmengine.utils import ProgressBar
 
-from seg.evaluation.atomic_io import atomic_open, atomic_write_json
+from seg.utils.atomic_io import atomic_open, atomic_write_json
 from seg.evaluation.interactive import InteractivePredictor, evaluate_object, mask_to_box, \
     summarize_objects
 from seg.evaluation.panoptic_quality import read_panoptic_png

@@ -27,7 +27,7 @@ from pycocotools.coco import COCO
 
 from seg.datasets.prompt_sampler import PromptSampler
 from seg.datasets.transforms.loading import rgb_to_panoptic_id
-from seg.evaluation.atomic_io import atomic_write_json
+from seg.utils.atomic_io import atomic_write_json
 
 FORMAT = 'fastsam2-interactive-prompts'
 VERSION = 1

@@ -20,7 +20,7 @@ from mmengine.utils import ProgressBar
 
 from seg.datasets.davis import INDEX_FORMAT, INDEX_VERSION, DAVISDataset
 from seg.datasets.transforms.loading import read_davis_png
-from seg.evaluation.atomic_io import atomic_write_json
+from seg.utils.atomic_io import atomic_write_json
 
 def davis_to_index(data_root: str, out_file: str, year: str = '2017',
                    split: Optional[str] = 'train', resolution: str = '480p',

@@ -34,7 +34,7 @@ from pycocotools import mask as mask_utils
 from seg.datasets.clip_sampling import IntOrRange, as_range, key_frame_indices, tile_clips
 from seg.datasets.converters.coco_interactive import OFFLINE_SAMPLER
 from seg.datasets.prompt_sampler import PromptSampler
-from seg.evaluation.atomic_io import atomic_open
+from seg.utils.atomic_io import atomic_open
 
 FORMAT = 'fastsam2-ytvis-interactive'
 VERSION = 1

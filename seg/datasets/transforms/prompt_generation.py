@@ -161,11 +161,9 @@ class GeneratePrompts(BaseTransform):
                 boxes[i] = p['box']
         out = build_prompts(points=[p['points'] for p in prompts],
                             point_labels=[p['point_labels'] for p in prompts],
-                            bboxes=boxes,
+                            bboxes=boxes, box_valid=box_valid,
                             texts=[p['text'] for p in prompts] if texts else None,
                             gt_ids=list(gt_ids))
-        # build_prompts marks every given box valid; rows without a box keep zeros and False
-        out.box_valid = out.box_valid.new_tensor(box_valid)
         return out
 
     def __repr__(self) -> str:

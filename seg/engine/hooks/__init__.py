@@ -1,0 +1,3 @@
+from .interactive_predictor_hook import BindInteractivePredictorHook
+
+__all__ = ['BindInteractivePredictorHook']

@@ -1,4 +1,4 @@
-"""Registered VOS metric: writes DAVIS-layout palette PNGs and evaluates J&F against the GT on disk."""
+"""Registered VOS metric: writes DAVIS-layout palette PNGs, then J&F against the GT on disk."""
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -8,7 +8,8 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
 from seg.registry import METRICS
-from ..davis import GLOBAL_KEYS, evaluate_davis, format_davis_table, masks_to_id_map, write_davis_png
+from ..davis import (GLOBAL_KEYS, evaluate_davis, format_davis_table, masks_to_id_map,
+                     write_davis_png)
 from .sample_fields import get_field, to_numpy
 
 
@@ -59,7 +60,8 @@ class DAVISMetric(BaseMetric):
                 raise KeyError('DAVISMetric expects TrackDataSamples with video_data_samples')
             sequences = {self._write_frame(frame) for frame in frames}
             if len(sequences) != 1:
-                raise ValueError(f'one video holds frames of several sequences: {sorted(sequences)}')
+                raise ValueError(f'one video holds frames of several sequences: '
+                                 f'{sorted(sequences)}')
             self.results.append(sequences.pop())
 
     def _write_frame(self, frame: Any) -> str:

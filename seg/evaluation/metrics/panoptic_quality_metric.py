@@ -9,7 +9,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
 from seg.registry import METRICS
-from ..atomic_io import atomic_write_json
+from seg.utils.atomic_io import atomic_write_json
 from ..panoptic_quality import PQStat, read_panoptic_png, write_panoptic_png
 from .sample_fields import get_field, to_numpy
 
@@ -67,7 +67,8 @@ class PanopticQualityMetric(BaseMetric):
         classes = list(self.dataset_meta['classes'])
         if self._gt_json is None:
             things = set(self.dataset_meta.get('thing_classes', ()))
-            cats = {i: {'id': i, 'name': c, 'isthing': int(c in things)} for i, c in enumerate(classes)}
+            cats = {i: {'id': i, 'name': c, 'isthing': int(c in things)}
+                    for i, c in enumerate(classes)}
             return cats, {i: i for i in range(len(classes))}
         cats = {int(c['id']): c for c in self._gt_json['categories']}
         by_name = {c['name']: cat_id for cat_id, c in cats.items()}
@@ -109,7 +110,8 @@ class PanopticQualityMetric(BaseMetric):
                 raise KeyError(f'{self.ann_file}: no annotation for image {img_id}')
             if seg_map_path is None:
                 if self.seg_prefix is None:
-                    raise KeyError(f'image {img_id}: no seg_map_path in the sample and no seg_prefix')
+                    raise KeyError(f'image {img_id}: no seg_map_path in the sample and no '
+                                   f'seg_prefix')
                 seg_map_path = Path(self.seg_prefix) / ann['file_name']
             return ann['segments_info'], read_panoptic_png(seg_map_path)
         if seg_map_path is None or get_field(sample, 'segments_info') is None:

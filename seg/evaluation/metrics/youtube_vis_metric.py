@@ -11,7 +11,7 @@ from mmdet.evaluation.functional import ytviseval
 from mmengine.logging import MMLogger
 
 from seg.registry import METRICS
-from ..atomic_io import atomic_open, atomic_write_json
+from seg.utils.atomic_io import atomic_open, atomic_write_json
 
 
 class _NumpyWithFloatAlias(types.ModuleType):

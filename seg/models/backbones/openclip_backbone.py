@@ -263,11 +263,13 @@ class OpenCLIPBackbone(BaseModule):
         tokens = self.tokenizer(list(texts)).to(device)
         return self.text.encode_text(tokens, normalize=normalize)
 
-    def forward(self, x: Tensor, video: bool = False) -> Tuple[Tensor, ...]:
+    def forward(self, x: Tensor, video: bool = False, use_pruner: bool = True) -> Tuple[Tensor, ...]:
         """Images [B, 3, H, W] (H, W multiples of 32) -> the ``out_indices`` levels of the pyramid.
 
         ``video``: frames of one video in order (the token pruner may reuse the previous frame's
         scores; call ``reset()`` before each video).
+        ``use_pruner``: False fuses every token for this call (the TaskRouter's per-task switch);
+        no effect without a ``token_pruner``.
         """
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f'OpenCLIPBackbone: input must be [B, 3, H, W], got {tuple(x.shape)}')
@@ -285,7 +287,8 @@ class OpenCLIPBackbone(BaseModule):
             geom = self.geom_branch(feats[:2])
             store.update({f'geom{s}': g for s, g in zip(self.geom_branch.out_strides, geom)})
             feats[self.fusion_level] = self.token_fusion(
-                feats[self.fusion_level], geom[-1], pruner=self.token_pruner, video=video)
+                feats[self.fusion_level], geom[-1],
+                pruner=self.token_pruner if use_pruner else None, video=video)
             store['fused'] = feats[self.fusion_level]
         if self.distill_keys:
             self.distill_feats = {k: store[k] for k in self.distill_keys}

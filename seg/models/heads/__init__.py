@@ -1,7 +1,8 @@
 from .dynamic_query_stage import DynamicQueryStage, QueryAdaptor
+from .memory_cross_attention import MemoryCrossAttention
 from .prompt_pooling import PromptPooling
 from .rapsam_head import HeadOutput, RapSAMVideoHead, StepOutput
 from .sam_prompt_encoder import PromptTokens, SAMPromptEncoder
 
-__all__ = ['DynamicQueryStage', 'QueryAdaptor', 'PromptPooling', 'HeadOutput', 'RapSAMVideoHead',
-           'StepOutput', 'PromptTokens', 'SAMPromptEncoder']
+__all__ = ['DynamicQueryStage', 'QueryAdaptor', 'MemoryCrossAttention', 'PromptPooling',
+           'HeadOutput', 'RapSAMVideoHead', 'StepOutput', 'PromptTokens', 'SAMPromptEncoder']

@@ -17,7 +17,15 @@ def build_attention(cfg: Optional[dict], embed_dim: int, num_heads: int) -> nn.M
 
 
 def attend(attn: nn.Module, x: torch.Tensor, key_padding_mask: Optional[torch.Tensor]) -> torch.Tensor:
-    out = attn(x, x, x, key_padding_mask=key_padding_mask)
+    """Self-attention of ``x`` with either attention kind."""
+    return attend_to(attn, x, x, key_padding_mask)
+
+
+def attend_to(attn: nn.Module, query: torch.Tensor, memory: torch.Tensor,
+              key_padding_mask: Optional[torch.Tensor]) -> torch.Tensor:
+    """``query`` attends to ``memory`` (keys = values); ``nn.MultiheadAttention`` returns
+    ``(output, weights)``, a low-rank attention the output only."""
+    out = attn(query, memory, memory, key_padding_mask=key_padding_mask)
     return out[0] if isinstance(out, tuple) else out
 
 

@@ -1,7 +1,7 @@
 """RapSAM decoder head: shared object/prompt queries over a clip, adaptors, and training losses."""
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -26,6 +26,9 @@ class StepOutput:
     prm_mask: Optional[torch.Tensor] = None    # [N, T, h, w]
     obj_query: Optional[torch.Tensor] = None   # [B, Q, C]
     prm_query: Optional[torch.Tensor] = None   # [N, C]
+    # class embeddings (the CLIP text space ``classify`` compares with the class names)
+    obj_cls_embed: Optional[torch.Tensor] = None  # [B, Q, Dt]
+    prm_cls_embed: Optional[torch.Tensor] = None  # [N, Dt]
 
 
 @dataclass
@@ -51,7 +54,12 @@ class RapSAMVideoHead(BaseModule):
         attention: None (full softmax) or the config of a low-rank attention (``LowRankMHSA``).
         prompt_encoder / prompt_aggregator: prompts -> tokens -> one query per object.
         panoptic_adaptor / prompt_adaptor: task-specific light stages after the shared ones (None: off).
+        memory_reader: FastSAM2 streaming VOS (None: off): the config of the module that conditions
+            a tracked object's query on its ``StreamingMemory`` entries (``MemoryCrossAttention``;
+            ``embed_dim``, ``memory_dim`` = ``text_dim`` and ``num_heads`` are filled in).
         loss_cls / loss_mask / loss_dice: mmdet loss configs; prompt queries reuse mask+dice losses.
+        loss_dpsr: FastSAM2 DPSR temporal loss on video batches (None: off), e.g.
+            ``dict(type='DPSRLoss', lambda_mask=1.0, lambda_feat=1.0)``; see ``loss``.
         train_cfg: ``num_points``, ``oversample_ratio``, ``importance_sample_ratio`` (point-sampled
             mask losses as in Mask2Former), ``assigner`` and ``sampler`` for the object queries.
     """
@@ -70,9 +78,11 @@ class RapSAMVideoHead(BaseModule):
                  prompt_aggregator: Optional[dict] = None,
                  panoptic_adaptor: Optional[dict] = dict(type='QueryAdaptor'),
                  prompt_adaptor: Optional[dict] = dict(type='QueryAdaptor'),
+                 memory_reader: Optional[dict] = None,
                  loss_cls: Optional[dict] = None,
                  loss_mask: Optional[dict] = None,
                  loss_dice: Optional[dict] = None,
+                 loss_dpsr: Optional[dict] = None,
                  no_object_weight: float = 0.1,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
@@ -94,6 +104,9 @@ class RapSAMVideoHead(BaseModule):
             dict(type='SAMPromptEncoder', embed_dim=c, text_dim=text_dim, **(prompt_encoder or {})))
         self.prompt_aggregator = MODELS.build(
             dict(type='PromptPooling', embed_dim=c, text_dim=text_dim, **(prompt_aggregator or {})))
+        self.memory_reader = None if memory_reader is None else MODELS.build(
+            dict(type='MemoryCrossAttention', embed_dim=c, memory_dim=text_dim, num_heads=num_heads,
+                 **memory_reader))
         # Classes are CLIP text embeddings of the class names (filled by the detector, frozen) plus a
         # learnable "no object" embedding; a learnable temperature scales the cosine similarities.
         self.register_buffer('class_text_embeds', torch.zeros(self.num_classes, text_dim))
@@ -109,6 +122,7 @@ class RapSAMVideoHead(BaseModule):
         self.loss_dice = MODELS.build(loss_dice or dict(
             type='mmdet.DiceLoss', use_sigmoid=True, activate=True, reduction='mean',
             naive_dice=True, eps=1.0, loss_weight=5.0))
+        self.loss_dpsr = None if loss_dpsr is None else MODELS.build(loss_dpsr)
         self.class_weight = class_weight
         self.train_cfg = dict(num_points=12544, oversample_ratio=3.0, importance_sample_ratio=0.75)
         self.train_cfg.update(train_cfg or {})
@@ -140,7 +154,8 @@ class RapSAMVideoHead(BaseModule):
 
     # ------------------------------------------------------------------ forward
     def forward(self, feats: torch.Tensor, prompts: Optional[PromptTokens] = None,
-                run_objects: bool = True, num_stages: Optional[int] = None) -> HeadOutput:
+                run_objects: bool = True, num_stages: Optional[int] = None,
+                mask_refiner: Optional[nn.Module] = None) -> HeadOutput:
         """Decode a batch of clips.
 
         Args:
@@ -148,45 +163,119 @@ class RapSAMVideoHead(BaseModule):
             prompts: encoded prompts (``SAMPromptEncoder``) or None.
             run_objects: run the object queries (panoptic / video instances).
             num_stages: run only the first stages (TaskRouter); default all.
+            mask_refiner: applied to the final mask logits (see ``decode``).
         """
-        if feats.dim() != 5:
-            raise ValueError(f'RapSAMVideoHead expects features [B, C, T, h, w], got {tuple(feats.shape)}')
+        self._check_feats(feats)
+        objects = self.init_object_queries(feats) if run_objects else None
+        prm = None
+        if prompts is not None and prompts.num_prompts > 0:
+            prm = self.init_prompt_queries(prompts, feats)
+        return self.decode(feats, objects, prm, num_stages, mask_refiner)
+
+    def init_object_queries(self, feats: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The learned object queries ``[B, Q, C]`` and their initial masks ``[B, Q, T, h, w]``."""
+        q = self.query_feat.weight[None].expand(feats.shape[0], -1, -1)
+        return q, torch.einsum('bqc,bcthw->bqthw', self.init_mask_proj(q), feats)
+
+    def init_prompt_queries(self, prompts: PromptTokens, feats: torch.Tensor
+                            ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One query per prompted object, padded per sample: queries ``[B, N_max, C]``, initial
+        masks ``[B, N_max, T, h, w]`` (a mask prompt on its frame) and validity ``[B, N_max]``."""
+        q, valid = self._pad_prompt_queries(prompts, feats.shape[0])
+        m = torch.einsum('bqc,bcthw->bqthw', self.init_mask_proj(q), feats)
+        return q, self._inject_mask_prompts(m, prompts), valid
+
+    def decode(self, feats: torch.Tensor,
+               objects: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
+               prompts: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None,
+               num_stages: Optional[int] = None,
+               mask_refiner: Optional[nn.Module] = None) -> HeadOutput:
+        """Run the shared stages, then the task adaptors, on given initial queries.
+
+        Args:
+            feats: ``[B, C, T, h, w]``.
+            objects: ``(queries [B, Q, C], mask logits [B, Q, T, h, w])`` or None (not run).
+            prompts: ``(queries [B, N, C], mask logits [B, N, T, h, w], valid [B, N])`` or None.
+                The streaming VOS path passes memory-conditioned queries and the previous frame's
+                masks here (mask propagation).
+            num_stages: run only the first stages (TaskRouter); default all.
+            mask_refiner: a ``MaskStateRefiner``-like module ``(feat [B', C, h, w], mask logits
+                [B', Q, h, w]) -> logits``, applied frame by frame to the final step's masks.
+        """
+        self._check_feats(feats)
         n_stages = self.num_stages if num_stages is None else num_stages
         if not 1 <= n_stages <= self.num_stages:
             raise ValueError(f'num_stages must be in 1..{self.num_stages}, got {n_stages}')
-        b = feats.shape[0]
-        obj_q = obj_m = prm_q = prm_m = prm_valid = None
-        if run_objects:
-            obj_q = self.query_feat.weight[None].expand(b, -1, -1)
-            obj_m = torch.einsum('bqc,bcthw->bqthw', self.init_mask_proj(obj_q), feats)
-        has_prompts = prompts is not None and prompts.num_prompts > 0
-        if has_prompts:
-            prm_q, prm_valid = self._pad_prompt_queries(prompts, b)
-            prm_m = torch.einsum('bqc,bcthw->bqthw', self.init_mask_proj(prm_q), feats)
-            prm_m = self._inject_mask_prompts(prm_m, prompts)
+        obj_q, obj_m = objects if objects is not None else (None, None)
+        prm_q, prm_m, prm_valid = prompts if prompts is not None else (None, None, None)
         out = HeadOutput()
         for stage in self.stages[:n_stages]:
             step = StepOutput()
             if obj_q is not None:
                 obj_q, obj_m, cls = stage(obj_q, feats, obj_m)
-                step.obj_query, step.obj_mask, step.obj_cls = obj_q, obj_m, self.classify(cls)
-            if has_prompts:
+                self._set_objects(step, obj_q, obj_m, cls)
+            if prm_q is not None:
                 prm_q, prm_m, cls = stage(prm_q, feats, prm_m, prm_valid)
-                step.prm_query, step.prm_mask = prm_q[prm_valid], prm_m[prm_valid]
-                step.prm_cls = self.classify(cls[prm_valid])
+                self._set_prompts(step, prm_q, prm_m, cls, prm_valid)
             out.steps.append(step)
         if self.panoptic_adaptor is not None or self.prompt_adaptor is not None:
             # a task without its adaptor keeps the last stage's prediction
             step = StepOutput(**vars(out.steps[-1]))
             if obj_q is not None and self.panoptic_adaptor is not None:
-                q, m, cls = self.panoptic_adaptor(obj_q, feats, obj_m)
-                step.obj_query, step.obj_mask, step.obj_cls = q, m, self.classify(cls)
-            if has_prompts and self.prompt_adaptor is not None:
-                q, m, cls = self.prompt_adaptor(prm_q, feats, prm_m, prm_valid)
-                step.prm_query, step.prm_mask = q[prm_valid], m[prm_valid]
-                step.prm_cls = self.classify(cls[prm_valid])
+                self._set_objects(step, *self.panoptic_adaptor(obj_q, feats, obj_m))
+            if prm_q is not None and self.prompt_adaptor is not None:
+                self._set_prompts(step, *self.prompt_adaptor(prm_q, feats, prm_m, prm_valid),
+                                  prm_valid)
             out.steps.append(step)
+        if mask_refiner is not None:
+            out.steps[-1] = self._refine(out.steps[-1], feats, mask_refiner, prm_valid)
         return out
+
+    def _set_objects(self, step: StepOutput, q: torch.Tensor, m: torch.Tensor,
+                     cls: torch.Tensor) -> None:
+        step.obj_query, step.obj_mask, step.obj_cls_embed = q, m, cls
+        step.obj_cls = self.classify(cls)
+
+    def _set_prompts(self, step: StepOutput, q: torch.Tensor, m: torch.Tensor, cls: torch.Tensor,
+                     valid: torch.Tensor) -> None:
+        step.prm_query, step.prm_mask, step.prm_cls_embed = q[valid], m[valid], cls[valid]
+        step.prm_cls = self.classify(cls[valid])
+
+    @staticmethod
+    def _refine(step: StepOutput, feats: torch.Tensor, refiner: nn.Module,
+                prm_valid: Optional[torch.Tensor]) -> StepOutput:
+        """The step with its mask logits corrected by ``refiner``, frame by frame."""
+        b, c, t, h, w = feats.shape
+        frame_feats = feats.transpose(1, 2).reshape(b * t, c, h, w)
+
+        def refine(masks: torch.Tensor) -> torch.Tensor:  # [B, Q, T, h, w]
+            q = masks.shape[1]
+            per_frame = masks.transpose(1, 2).reshape(b * t, q, h, w)
+            return refiner(frame_feats, per_frame).reshape(b, t, q, h, w).transpose(1, 2)
+
+        step = StepOutput(**vars(step))
+        if step.obj_mask is not None:
+            step.obj_mask = refine(step.obj_mask)
+        if step.prm_mask is not None:
+            # back to the padded [B, N_max] layout the features are batched in
+            padded = step.prm_mask.new_zeros(*prm_valid.shape, t, h, w)
+            padded[prm_valid] = step.prm_mask
+            step.prm_mask = refine(padded)[prm_valid]
+        return step
+
+    @staticmethod
+    def _check_feats(feats: torch.Tensor) -> None:
+        if feats.dim() != 5:
+            raise ValueError(f'RapSAMVideoHead expects features [B, C, T, h, w], got {tuple(feats.shape)}')
+
+    def read_memory(self, query: torch.Tensor, embeds: torch.Tensor, valid: torch.Tensor,
+                    age: torch.Tensor) -> torch.Tensor:
+        """Condition tracked objects' queries ``[K, C]`` on their memory entries ``embeds
+        [K, M, Dt]`` (``valid [K, M]``, ``age [K, M]`` frames before the current one)."""
+        if self.memory_reader is None:
+            raise RuntimeError('RapSAMVideoHead: streaming VOS needs memory_reader=dict(...) in the '
+                               'head config')
+        return self.memory_reader(query, embeds, valid, age)
 
     def _pad_prompt_queries(self, prompts: PromptTokens, batch_size: int) -> tuple:
         """Aggregate each object's tokens into a query and lay them out as ``[B, N_max, C]``."""
@@ -220,8 +309,16 @@ class RapSAMVideoHead(BaseModule):
     # ------------------------------------------------------------------ losses
     def loss(self, out: HeadOutput, targets: List[InstanceData],
              prompt_targets: Optional[torch.Tensor] = None,
-             prompts: Optional[PromptTokens] = None) -> Dict[str, torch.Tensor]:
+             prompts: Optional[PromptTokens] = None,
+             feats: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """Deeply supervised losses over every decoder step (the last one unprefixed).
+
+        With ``loss_dpsr`` and clips (T > 1), the final step adds ``loss_dpsr_mask`` /
+        ``loss_dpsr_feat``: for every pair of consecutive frames of a tracked object (a prompt with
+        a target, or an object query matched to an instance) present in both frames, the current
+        mask against the previous one (detached) and the object's current frame embedding against
+        the previous one. The frame embedding of an object is the neck feature pooled under its
+        (soft) mask on that frame, the same pooling the decoder stages use.
 
         Args:
             out: ``forward`` output.
@@ -229,34 +326,83 @@ class RapSAMVideoHead(BaseModule):
             prompt_targets: [N_prompts] row of the sample's ``targets`` each prompt must segment
                 (-1: no target, the prompt is skipped).
             prompts: the encoded prompts (for their sample index).
+            feats: the neck features ``[B, C, T, h, w]`` decoded; needed by DPSR on clips.
         """
         losses: Dict[str, torch.Tensor] = {}
+        matches = None
         for k, step in enumerate(out.steps):
-            prefix = '' if k == len(out.steps) - 1 else f'd{k}.'
+            last = k == len(out.steps) - 1
+            prefix = '' if last else f'd{k}.'
             if step.obj_cls is not None:
-                cls_l, mask_l, dice_l = self._object_loss(step.obj_cls, step.obj_mask, targets)
+                cls_l, mask_l, dice_l, assigned = self._object_loss(step.obj_cls, step.obj_mask, targets)
                 losses.update({f'{prefix}loss_cls': cls_l, f'{prefix}loss_mask': mask_l,
                                f'{prefix}loss_dice': dice_l})
+                if last:
+                    matches = assigned
             if step.prm_mask is not None and prompt_targets is not None:
                 cls_l, mask_l, dice_l = self._prompt_loss(step, targets, prompt_targets, prompts)
                 losses.update({f'{prefix}loss_prompt_cls': cls_l, f'{prefix}loss_prompt_mask': mask_l,
                                f'{prefix}loss_prompt_dice': dice_l})
+        final = out.final
+        mask = final.obj_mask if final.obj_mask is not None else final.prm_mask
+        if self.loss_dpsr is not None and mask is not None and mask.shape[-3] > 1:
+            if feats is None:
+                raise ValueError('RapSAMVideoHead.loss: DPSR on clips needs the neck features '
+                                 '(feats=[B, C, T, h, w])')
+            losses.update(self._dpsr_loss(final, matches, targets, prompt_targets, prompts, feats))
         return losses
+
+    def _dpsr_loss(self, step: StepOutput, matches: Optional[list], targets: List[InstanceData],
+                   prompt_targets: Optional[torch.Tensor], prompts: Optional[PromptTokens],
+                   feats: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """DPSR over consecutive frames of every tracked object (see ``loss``)."""
+        masks, embeds, present = [], [], []
+        if matches is not None:
+            for b, (pos, pos_gt) in enumerate(matches):
+                m = step.obj_mask[b, pos]
+                masks.append(m)
+                embeds.append(self.frame_embeddings(m, feats[b]))
+                present.append(_present(targets[b].masks[pos_gt]))
+        if step.prm_mask is not None and prompt_targets is not None:
+            for b in range(len(targets)):
+                rows = ((prompts.batch_index == b) & (prompt_targets >= 0)).nonzero(as_tuple=True)[0]
+                m = step.prm_mask[rows]
+                masks.append(m)
+                embeds.append(self.frame_embeddings(m, feats[b]))
+                present.append(_present(targets[b].masks[prompt_targets[rows]]))
+        if not masks:  # prompt queries without targets: nothing is tracked with supervision
+            return {}
+        masks, embeds, present = torch.cat(masks), torch.cat(embeds), torch.cat(present)
+        # pairs (t - 1, t): an object counts where it is present in both frames
+        return self.loss_dpsr(masks[:, :-1].flatten(0, 1), masks[:, 1:].flatten(0, 1),
+                              embeds[:, :-1].flatten(0, 1), embeds[:, 1:].flatten(0, 1),
+                              valid=(present[:, :-1] & present[:, 1:]).flatten())
+
+    @staticmethod
+    def frame_embeddings(mask_logits: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
+        """Per-frame object embeddings ``[N, T, C]``: ``feat [C, T, h, w]`` pooled under the soft
+        masks ``[N, T, h, w]`` (normalised like the decoder stages' pooling)."""
+        weights = mask_logits.sigmoid()
+        pooled = torch.einsum('nthw,cthw->ntc', weights, feat)
+        return pooled / (weights.flatten(2).sum(-1, keepdim=True) + 1.0)
 
     def _object_loss(self, cls_scores: torch.Tensor, mask_preds: torch.Tensor,
                      targets: List[InstanceData]) -> tuple:
-        labels, mask_targets, matched_preds = [], [], []
+        """Class / mask / Dice losses of the object queries, and per sample the Hungarian matches
+        ``(query indices, target rows)``."""
+        labels, mask_targets, matched_preds, matches = [], [], [], []
         for cls_i, mask_i, gt in zip(cls_scores, mask_preds, targets):
             lab, pos, pos_gt = self._assign(cls_i, mask_i, gt)
             labels.append(lab)
             matched_preds.append(mask_i[pos])
             mask_targets.append(gt.masks[pos_gt])
+            matches.append((pos, pos_gt))
         labels = torch.stack(labels)
         class_weight = cls_scores.new_tensor(self.class_weight)
         loss_cls = self.loss_cls(cls_scores.flatten(0, 1), labels.flatten(),
                                  avg_factor=class_weight[labels.flatten()].sum())
         loss_mask, loss_dice = self._mask_losses(torch.cat(matched_preds), torch.cat(mask_targets))
-        return loss_cls, loss_mask, loss_dice
+        return loss_cls, loss_mask, loss_dice, matches
 
     def _assign(self, cls_score: torch.Tensor, mask_pred: torch.Tensor, gt: InstanceData) -> tuple:
         """Hungarian matching of one clip's queries to its instances on shared random points."""
@@ -323,3 +469,8 @@ def sample_clip_points(masks: torch.Tensor, coords: torch.Tensor) -> torch.Tenso
     n, t = masks.shape[:2]
     vals = point_sample(masks.flatten(0, 1)[:, None], coords.flatten(0, 1), align_corners=False)
     return vals.reshape(n, t * coords.shape[2])
+
+
+def _present(masks: torch.Tensor) -> torch.Tensor:
+    """Target masks ``[N, T, H, W]`` -> bool ``[N, T]``: the object is visible on the frame."""
+    return masks.flatten(2).any(-1)

@@ -1,6 +1,6 @@
 """SAM-style prompt encoder: clicks, boxes, mask prompts and texts become prompt tokens and queries."""
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import List, Optional
 
 import torch
@@ -35,6 +35,10 @@ class PromptTokens:
     @property
     def num_prompts(self) -> int:
         return self.point_embed.shape[0]
+
+    def select(self, rows: torch.Tensor) -> 'PromptTokens':
+        """The given rows (indices or a bool mask over the N rows) of every field."""
+        return PromptTokens(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
 
 
 @MODELS.register_module()

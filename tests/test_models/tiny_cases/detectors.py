@@ -39,9 +39,8 @@ def packed_image(h: int = 48, w: int = 64, with_gt: bool = True, prompts: bool =
         s.gt_sem_seg = PixelData(sem_seg=sem)
     if prompts:
         s.prompts = build_prompts(points=[[[15, 12], [40, 40]], [[3, 40]]], point_labels=[[1, 0], [1]],
-                                  bboxes=[[4, 4, 31, 21], [0, 0, 1, 1]], texts=['person', ''],
-                                  gt_ids=list(prompt_gt_ids))
-        s.prompts.box_valid = torch.tensor([True, False])
+                                  bboxes=[[4, 4, 31, 21], [0, 0, 0, 0]], box_valid=[True, False],
+                                  texts=['person', ''], gt_ids=list(prompt_gt_ids))
         mask_prompt = torch.zeros(2, h, w)
         mask_prompt[0, 6:18, 6:28] = 1  # the first object also carries a (VOS-style) mask prompt
         s.prompts.masks = mask_prompt

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seg.evaluation.atomic_io import atomic_open, atomic_save_png, atomic_write_json
+from seg.utils.atomic_io import atomic_open, atomic_save_png, atomic_write_json
 
 
 def test_json_with_numpy_values(tmp_path):

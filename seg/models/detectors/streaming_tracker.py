@@ -1,0 +1,140 @@
+"""Per-video state of FastSAM2's streaming VOS path: the tracked objects and their memory."""
+from typing import Dict, Hashable, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from seg.models.utils import StreamingMemory
+from ..heads.rapsam_head import HeadOutput, RapSAMVideoHead
+from ..heads.sam_prompt_encoder import PromptTokens
+
+
+def mask_confidence(mask_logits: Tensor) -> Tensor:
+    """``[K, h, w]`` logits -> ``[K]`` mean foreground probability inside each predicted mask
+    (0 for an empty mask): the score of the memory's key-frame rule."""
+    probs = mask_logits.sigmoid()
+    fg = (probs > 0.5).to(probs.dtype)
+    return (probs * fg).flatten(1).sum(1) / fg.flatten(1).sum(1).clamp(min=1)
+
+
+class StreamingTracker:
+    """Follow prompted objects through a video one frame at a time, with bounded work per frame.
+
+    Per object it keeps the query its latest prompt gave and, in a ``StreamingMemory``, its
+    prompted frames, key frames and last frames: the object's class embedding on that frame
+    (normalised; the CLIP text space, so the memory's language guard compares it with the object's
+    text prompt) and its mask logits. ``step`` on frame t:
+
+    1. tracked objects: query = ``head.read_memory(prompt query, memory.fetch(t))``, initial mask =
+       the newest remembered mask (mask propagation);
+    2. objects prompted on frame t (new ids, or re-prompted ones): queries from their prompt tokens;
+    3. the head decodes all of them on frame t's feature (prompt queries only);
+    4. the memory takes the result: ``add_object`` for prompted objects (storing the mask prompt
+       itself where one was given), ``update`` for the others (the language guard may reject it,
+       and then that frame neither feeds the next one nor enters the memory).
+
+    The memory is bounded and every step touches only its entries, so memory and compute per
+    frame do not grow with the length of the video.
+    """
+
+    def __init__(self, memory: StreamingMemory) -> None:
+        self.memory = memory
+        self.queries: Dict[Hashable, Tensor] = {}  # obj_id -> [C] prompt query
+        self.last_frame: Optional[int] = None
+
+    @property
+    def object_ids(self) -> List[Hashable]:
+        """Tracked object ids, in the order they were first prompted."""
+        return list(self.queries)
+
+    def next_free_id(self) -> int:
+        """The smallest int id above every tracked int id (ids start at 1, like DAVIS)."""
+        return max((i for i in self.queries if isinstance(i, int)), default=0) + 1
+
+    def remove_object(self, obj_id: Hashable) -> None:
+        """Stop tracking an object (it left the scene or the user deleted it)."""
+        if obj_id not in self.queries:
+            raise KeyError(f'StreamingTracker: no object {obj_id!r}; tracked: {self.object_ids}')
+        del self.queries[obj_id]
+        self.memory.remove_object(obj_id)
+
+    def step(self, head: RapSAMVideoHead, feat: Tensor, frame_id: int,
+             prompts: Optional[PromptTokens] = None, prompt_ids: Sequence[Hashable] = (),
+             num_stages: Optional[int] = None, mask_refiner: Optional[nn.Module] = None
+             ) -> Tuple[List[Hashable], HeadOutput]:
+        """Decode one frame.
+
+        Args:
+            head: the decoder head (with a ``memory_reader``).
+            feat: the frame's neck feature ``[1, C, 1, h, w]``.
+            frame_id: the frame index; strictly increasing over the stream.
+            prompts: prompts given on this frame (sample 0, frame 0), one row per object, or None.
+            prompt_ids: the object id of each prompt row.
+            num_stages / mask_refiner: passed to ``head.decode``.
+
+        Returns:
+            The object ids (tracked ones first, then the prompted ones) and the head output whose
+            prompt entries are those objects, in that order.
+        """
+        if feat.dim() != 5 or feat.shape[0] != 1 or feat.shape[2] != 1:
+            raise ValueError(f'StreamingTracker: feat must be one frame [1, C, 1, h, w], got '
+                             f'{tuple(feat.shape)}')
+        if self.last_frame is not None and frame_id <= self.last_frame:
+            raise ValueError(f'StreamingTracker: frame {frame_id} does not come after frame '
+                             f'{self.last_frame}; frames must arrive in order')
+        prompt_ids = list(prompt_ids)
+        num_new = 0 if prompts is None else prompts.num_prompts
+        if len(prompt_ids) != num_new or len(set(prompt_ids)) != num_new:
+            raise ValueError(f'StreamingTracker: {num_new} prompt rows need as many distinct object '
+                             f'ids, got {prompt_ids}')
+        tracked = [i for i in self.queries if i not in prompt_ids]  # re-prompted ones restart
+        if not tracked and not num_new:
+            raise ValueError(f'StreamingTracker: frame {frame_id} has no tracked object and no prompt')
+
+        queries, masks = [], []
+        if tracked:
+            q, m = self._read_memory(head, tracked, frame_id)
+            queries.append(q)
+            masks.append(m)
+        if num_new:
+            new_q, new_m, _ = head.init_prompt_queries(prompts, feat)
+            queries.append(new_q[0])
+            masks.append(new_m[0, :, 0])
+        query = torch.cat(queries)[None]
+        valid = torch.ones(query.shape[:2], dtype=torch.bool, device=query.device)
+        out = head.decode(feat, None, (query, torch.cat(masks)[None, :, None], valid), num_stages,
+                          mask_refiner)
+
+        final = out.final
+        embeds = F.normalize(final.prm_cls_embed, dim=-1)
+        logits = final.prm_mask[:, 0]
+        for j, obj_id in enumerate(prompt_ids):
+            row = len(tracked) + j
+            self.queries[obj_id] = new_q[0, j]
+            mask = prompts.mask_logits[j] if prompts.mask_valid[j] else logits[row]
+            text = prompts.text_embed[j] if prompts.text_valid[j] else None
+            self.memory.add_object(obj_id, frame_id, embeds[row], mask, text_embed=text)
+        if tracked:
+            scores = mask_confidence(logits[:len(tracked)]).tolist()
+            self.memory.update(frame_id, {i: embeds[r] for r, i in enumerate(tracked)},
+                               {i: logits[r] for r, i in enumerate(tracked)},
+                               {i: scores[r] for r, i in enumerate(tracked)})
+        self.last_frame = frame_id
+        return tracked + prompt_ids, out
+
+    def _read_memory(self, head: RapSAMVideoHead, obj_ids: List[Hashable], frame_id: int
+                     ) -> Tuple[Tensor, Tensor]:
+        """Memory-conditioned queries ``[K, C]`` and propagated masks ``[K, h, w]``."""
+        readout = self.memory.fetch(frame_id)
+        entries = [readout[i] for i in obj_ids]  # every tracked object holds its prompted frame
+        base = torch.stack([self.queries[i] for i in obj_ids])
+        m_max = max(len(r.frame_ids) for r in entries)
+        embeds = base.new_zeros(len(obj_ids), m_max, entries[0].embeds.shape[-1])
+        valid = torch.zeros(len(obj_ids), m_max, dtype=torch.bool, device=base.device)
+        age = torch.zeros(len(obj_ids), m_max, dtype=torch.long, device=base.device)
+        for j, r in enumerate(entries):
+            n = len(r.frame_ids)
+            embeds[j, :n], valid[j, :n], age[j, :n] = r.embeds, True, frame_id - r.frame_ids
+        newest = torch.stack([r.masks[r.frame_ids.argmax()] for r in entries])
+        return head.read_memory(base, embeds, valid, age), newest

@@ -1,0 +1,65 @@
+import mmcv
+import numpy as np
+import pytest
+import torch
+
+from seg.apis import ModelClickPredictor, SegPredictor, draw_panoptic, draw_prompt_result
+from seg.evaluation.interactive import Click, run_click_session
+from tests.conftest import REPO_ROOT
+
+CFG = str(REPO_ROOT / 'configs/rapsam/rapsam_tiny_coco_panoptic.py')
+
+
+@pytest.fixture(scope='module')
+def predictor():
+    with pytest.warns(UserWarning, match='RANDOM weights'):
+        return SegPredictor.from_config(CFG, image_size=128,
+                                        cfg_options={'model.test_cfg.object_mask_thr': 0.0})
+
+
+@pytest.fixture(scope='module')
+def image(shared_data):
+    return mmcv.imread(str(shared_data / 'coco_panoptic_sample/input_images/000000439180.jpg'))
+
+
+def test_prompts_in_image_pixels_are_scaled_to_the_network_input(predictor, image):
+    h, w = image.shape[:2]
+    res = predictor.prompt(image, points=[[[320, 180], [10, 10]]], point_labels=[[1, 0]],
+                           boxes=[[100, 50, 400, 300]])
+    s = 128 / max(h, w)
+    assert res.scale_factor == pytest.approx((s, s), rel=1e-2)
+    assert torch.allclose(res.prompts.points[0, 0], torch.tensor([320 * s, 180 * s]), rtol=1e-2)
+    assert res.pred_instances.masks.shape == (1, h, w)  # back at the original resolution
+    overlay = draw_prompt_result(image, res, predictor.class_names)
+    assert overlay.shape == image.shape
+
+
+def test_panoptic_at_original_resolution(predictor, image):
+    res = predictor.panoptic(image)
+    assert res.pred_panoptic_seg.sem_seg.shape == (1, *image.shape[:2])
+    assert draw_panoptic(image, res, predictor.class_names).shape == image.shape
+
+
+def test_bad_inputs_name_the_problem(predictor, image, tmp_path):
+    with pytest.raises(FileNotFoundError, match='nope.jpg'):
+        predictor.panoptic(str(tmp_path / 'nope.jpg'))
+    with pytest.raises(ValueError, match='uint8 BGR'):
+        predictor.panoptic(image.astype(np.float32))
+    with pytest.raises(ValueError, match='image size'):
+        predictor.prompt(image, masks=np.zeros((1, 5, 5)))
+    with pytest.raises(FileNotFoundError, match='missing.pth'):
+        SegPredictor.from_config(CFG, checkpoint=str(tmp_path / 'missing.pth'))
+
+
+def test_click_predictor_runs_the_protocol(predictor, image):
+    gt = np.zeros(image.shape[:2], np.int64)
+    gt[100:200, 150:300] = 1
+    click_model = ModelClickPredictor(predictor)
+    session = run_click_session(image, gt, click_model, max_clicks=3)
+    assert len(session.clicks) == 3 and session.clicks[0] == Click(y=session.clicks[0].y,
+                                                                     x=session.clicks[0].x, is_positive=True)
+    assert session.ious.shape == (3, ) and ((session.ious >= 0) & (session.ious <= 1)).all()
+    logits = click_model(image, session.clicks, None)
+    assert logits.shape == image.shape[:2] and np.isfinite(logits).all()
+    with pytest.raises(ValueError, match='click or a box'):
+        click_model(image, [], None)
