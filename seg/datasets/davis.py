@@ -15,6 +15,7 @@ from mmengine.fileio import load
 
 from seg.datasets.base_video_dataset import BaseVideoSegDataset
 from seg.registry import DATASETS
+from seg.utils.versioned_file import check_versioned
 
 MASK_FORMATS = {'2016': 'binary', '2017': 'palette'}
 INDEX_FORMAT, INDEX_VERSION = 'fastsam2-davis-index', 1
@@ -79,13 +80,8 @@ class DAVISDataset(BaseVideoSegDataset):
         if self.ann_file:
             if not osp.isfile(self.ann_file):
                 raise FileNotFoundError(f'DAVIS index file not found: {self.ann_file}')
-            index = load(self.ann_file)
-            if not isinstance(index, dict) or index.get('format') != INDEX_FORMAT:
-                raise ValueError(f'{self.ann_file} is not a DAVIS index file (format key)')
-            if index.get('version') != INDEX_VERSION:
-                raise ValueError(f"{self.ann_file}: index version {index.get('version')} is not "
-                                 f'{INDEX_VERSION}; rebuild it with '
-                                 'tools/dataset_converters/davis_to_index.py')
+            index = check_versioned(load(self.ann_file), self.ann_file, INDEX_FORMAT, INDEX_VERSION,
+                                    'DAVIS index file', 'davis_to_index.py')
             for video in index['data_list']:
                 for frame in video['images']:
                     # the index stores paths relative to the DAVIS root, so it can move with it

@@ -28,6 +28,7 @@ from pycocotools.coco import COCO
 from seg.datasets.prompt_sampler import PromptSampler
 from seg.datasets.transforms.loading import rgb_to_panoptic_id
 from seg.utils.atomic_io import atomic_write_json
+from seg.utils.versioned_file import check_versioned
 
 FORMAT = 'fastsam2-interactive-prompts'
 VERSION = 1
@@ -139,11 +140,5 @@ def coco_to_interactive_prompts(ann_file: str,
 
 def load_interactive_prompts(path: str) -> dict:
     """Read a prompt file, checking its format and version; returns the parsed json."""
-    data = load(path)
-    if not isinstance(data, dict) or data.get('format') != FORMAT:
-        raise ValueError(f'{path} is not a FastSAM2 interactive prompt file (format key)')
-    if data.get('version') != VERSION:
-        raise ValueError(f"{path}: prompt file version {data.get('version')} is not the supported "
-                         f'version {VERSION}; regenerate it with '
-                         'tools/dataset_converters/coco_to_interactive_prompts.py')
-    return data
+    return check_versioned(load(path), path, FORMAT, VERSION, 'FastSAM2 interactive prompt file',
+                           'coco_to_interactive_prompts.py')

@@ -35,6 +35,7 @@ from seg.datasets.clip_sampling import IntOrRange, as_range, key_frame_indices, 
 from seg.datasets.converters.coco_interactive import OFFLINE_SAMPLER
 from seg.datasets.prompt_sampler import PromptSampler
 from seg.utils.atomic_io import atomic_open
+from seg.utils.versioned_file import check_versioned
 
 FORMAT = 'fastsam2-ytvis-interactive'
 VERSION = 1
@@ -119,10 +120,5 @@ def load_ytvis_interactive_meta(path: str) -> dict:
     """Read a clip/prompt pickle, checking its format and version."""
     with open(path, 'rb') as f:
         meta = pickle.load(f)
-    if not isinstance(meta, dict) or meta.get('format') != FORMAT:
-        raise ValueError(f'{path} is not a FastSAM2 YouTube-VIS interactive meta file (format key)')
-    if meta.get('version') != VERSION:
-        raise ValueError(f"{path}: version {meta.get('version')} is not the supported version "
-                         f'{VERSION}; regenerate it with tools/dataset_converters/'
-                         'ytvis_to_interactive_clips.py')
-    return meta
+    return check_versioned(meta, path, FORMAT, VERSION, 'FastSAM2 YouTube-VIS interactive meta file',
+                           'ytvis_to_interactive_clips.py')

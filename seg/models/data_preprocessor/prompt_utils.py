@@ -4,13 +4,24 @@ Resizing inside the preprocessor (on the device, after decoding) is the real-tim
 decoded once on the CPU and scaled on the GPU. Whatever scaling is applied to the image is applied to its
 prompts and ground truth, so coordinates stay in the packed-image frame (see ``seg.structures.prompts``).
 """
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from mmdet.structures import DetDataSample
 
 from seg.structures import scale_prompts
+
+
+class ResizeLongestSideMixin:
+    """Adds the ``resize_longest_side`` option to an mmdet data preprocessor (cooperative
+    ``__init__``: list it before the preprocessor base class)."""
+
+    def __init__(self, resize_longest_side: Optional[int] = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if resize_longest_side is not None and resize_longest_side <= 0:
+            raise ValueError(f'resize_longest_side must be positive, got {resize_longest_side}')
+        self.resize_longest_side = resize_longest_side
 
 
 def longest_side_shape(h: int, w: int, longest: int) -> Tuple[int, int]:

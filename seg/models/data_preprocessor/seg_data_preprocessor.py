@@ -1,14 +1,12 @@
 """Image preprocessor: normalise, optional on-device resize, pad to a multiple of 32, carry prompts."""
-from typing import Optional
-
 from mmdet.models.data_preprocessors import DetDataPreprocessor
 
 from seg.registry import MODELS
-from .prompt_utils import pad_prompt_masks, resize_sample
+from .prompt_utils import ResizeLongestSideMixin, pad_prompt_masks, resize_sample
 
 
 @MODELS.register_module()
-class SegDataPreprocessor(DetDataPreprocessor):
+class SegDataPreprocessor(ResizeLongestSideMixin, DetDataPreprocessor):
     """``DetDataPreprocessor`` that also handles ``data_sample.prompts``.
 
     Args:
@@ -16,12 +14,6 @@ class SegDataPreprocessor(DetDataPreprocessor):
             length (the real-time inference path); prompts and ground truth are scaled with it.
         **kwargs: ``DetDataPreprocessor`` arguments (mean, std, bgr_to_rgb, pad_size_divisor, ...).
     """
-
-    def __init__(self, resize_longest_side: Optional[int] = None, **kwargs) -> None:
-        super().__init__(**kwargs)
-        if resize_longest_side is not None and resize_longest_side <= 0:
-            raise ValueError(f'resize_longest_side must be positive, got {resize_longest_side}')
-        self.resize_longest_side = resize_longest_side
 
     def forward(self, data: dict, training: bool = False) -> dict:
         data = self.cast_data(data)

@@ -1,23 +1,15 @@
 """Video preprocessor: clips [T, C, H, W] per sample, with per-frame prompts and optional resize."""
-from typing import Optional
-
 import torch
 from mmdet.models.data_preprocessors import TrackDataPreprocessor
 
 from seg.registry import MODELS
-from .prompt_utils import pad_prompt_masks, resize_sample
+from .prompt_utils import ResizeLongestSideMixin, pad_prompt_masks, resize_sample
 
 
 @MODELS.register_module()
-class VideoSegDataPreprocessor(TrackDataPreprocessor):
+class VideoSegDataPreprocessor(ResizeLongestSideMixin, TrackDataPreprocessor):
     """``TrackDataPreprocessor`` (batched clips ``[B, T, C, H, W]``) that also handles per-frame
     ``prompts`` and an optional on-device resize of every frame (see ``SegDataPreprocessor``)."""
-
-    def __init__(self, resize_longest_side: Optional[int] = None, **kwargs) -> None:
-        super().__init__(**kwargs)
-        if resize_longest_side is not None and resize_longest_side <= 0:
-            raise ValueError(f'resize_longest_side must be positive, got {resize_longest_side}')
-        self.resize_longest_side = resize_longest_side
 
     def forward(self, data: dict, training: bool = False) -> dict:
         data = self.cast_data(data)
