@@ -19,3 +19,13 @@ def shared_data() -> Path:
 @pytest.fixture(autouse=True)
 def _deterministic() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope='session', autouse=True)
+def _one_cpu_thread():
+    """Tiny models gain nothing from intra-op threads, and on a CPU shared with other jobs the
+    threads of one op wait for each other (several times slower): run the tests on one."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -5,4 +5,6 @@ set -eo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/tools/setup_env.sh"
 cd "$root"
+# one intra-op thread, for subprocesses too (see tests/conftest.py)
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 exec python -m pytest "${@:-tests}"

@@ -2,6 +2,7 @@
 from typing import Optional, Sequence
 
 import numpy as np
+from mmdet.evaluation import INSTANCE_OFFSET
 from mmdet.structures import DetDataSample
 from mmdet.visualization import DetLocalVisualizer
 from mmdet.visualization.palette import get_palette
@@ -19,6 +20,9 @@ def _visualizer(name: str) -> DetLocalVisualizer:
 
 def draw_panoptic(image_bgr: np.ndarray, sample: DetDataSample, class_names: Sequence[str]) -> np.ndarray:
     """RGB overlay of ``sample.pred_panoptic_seg`` (segments coloured by class, labelled)."""
+    pan = sample.pred_panoptic_seg.sem_seg
+    if not (pan % INSTANCE_OFFSET != len(class_names)).any():
+        return image_bgr[..., ::-1].copy()  # all void: nothing to draw (mmdet's drawer fails on it)
     vis = _visualizer('fastsam2_panoptic')
     vis.dataset_meta = dict(classes=tuple(class_names),
                             palette=get_palette('random', len(class_names)))

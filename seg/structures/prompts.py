@@ -13,6 +13,9 @@ them with it (``scale_prompts``). Fields:
 - ``texts``        list[str] (N)    optional text prompt per object ('' = none)
 - ``gt_ids``       long  [N]        row of ``gt_instances`` the prompt was drawn from (-1: none);
                                     training targets for the prompt queries
+- ``obj_ids``      long  [N]        optional object ids for video (e.g. DAVIS ids 1..K): results
+                                    carry them as ``instances_id``; a prompt with the id of a
+                                    tracked object re-prompts it, a new id adds an object
 """
 from typing import Optional, Sequence
 

@@ -38,6 +38,8 @@ def test_panoptic_at_original_resolution(predictor, image):
     res = predictor.panoptic(image)
     assert res.pred_panoptic_seg.sem_seg.shape == (1, *image.shape[:2])
     assert draw_panoptic(image, res, predictor.class_names).shape == image.shape
+    res.pred_panoptic_seg.sem_seg[:] = len(predictor.class_names)  # all void still draws
+    assert (draw_panoptic(image, res, predictor.class_names) == image[..., ::-1]).all()
 
 
 def test_bad_inputs_name_the_problem(predictor, image, tmp_path):

@@ -1,7 +1,8 @@
 """No model path may call an mmcv compiled op: the GPU machines' mmcv has CPU-only ``_ext`` kernels.
 
 In a fresh interpreter, ``mmcv._ext`` is replaced by a module whose every function raises; then the
-tiny model trains one step and predicts (panoptic, interactive, video). Pure-Python mmcv helpers such
+tiny RapSAM and FastSAM2 models train one step and predict (panoptic, interactive, video, streaming
+VOS). Pure-Python mmcv helpers such
 as ``point_sample`` stay allowed.
 """
 import subprocess
@@ -24,8 +25,24 @@ sys.path.insert(0, sys.argv[1])
 from mmengine.registry import init_default_scope
 from seg.models import VideoSegDataPreprocessor
 from seg.registry import MODELS
-from tests.test_models.tiny_cases.detectors import packed_clip, packed_image, run_loss, tiny_model_cfg
+from tests.test_models.tiny_cases.detectors import (fastsam2_model_cfg, packed_clip, packed_image,
+                                                    run_loss, tiny_model_cfg)
 init_default_scope('mmdet')
+
+# FastSAM2 (every switch on): training on images and clips, then streaming VOS
+fast = MODELS.build(fastsam2_model_cfg())
+sum(run_loss(fast, [packed_image(), packed_image(prompts=False)]).values()).backward()
+fast_video = MODELS.build(fastsam2_model_cfg(video=True))
+sum(run_loss(fast_video, [packed_clip(), packed_clip()]).values()).backward()
+fast.eval()
+with torch.no_grad():
+    fast.init_video()
+    first = packed_image(with_gt=False)
+    fast.track_frame(first['inputs'], prompts=first['data_samples'].prompts)
+    for _ in range(3):
+        fast.track_frame(packed_image(with_gt=False, prompts=False)['inputs'])
+
+# the RapSAM baseline: training, then panoptic + interactive and video prediction
 model = MODELS.build(tiny_model_cfg())
 losses = run_loss(model, [packed_image(), packed_image(prompts=False)])
 sum(losses.values()).backward()

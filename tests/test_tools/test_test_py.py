@@ -49,14 +49,9 @@ def test_panoptic_quality_through_tools_test(checkpoint, shared_data, tmp_path):
 
 def test_interactive_protocol_through_tools_test(checkpoint, shared_data, tmp_path):
     root = shared_data / 'coco_panoptic_sample'
-    cfg = Config.fromfile(str(TINY_CFG))
-    cfg.model.data_preprocessor.resize_longest_side = 128
-    cfg.test_dataloader.dataset.pipeline = cfg.interactive_test_pipeline
-    cfg.test_evaluator = dict(cfg.interactive_evaluator, max_clicks=2)
-    cfg.custom_hooks = [dict(type='BindInteractivePredictorHook')]
-    cfg_path = tmp_path / 'interactive_eval.py'
-    cfg.dump(str(cfg_path))
-    out = _run([str(cfg_path), str(checkpoint), '--work-dir', str(tmp_path / 'work'), '--cfg-options',
-                *_dataset_options(root)], REPO_ROOT)
+    cfg = REPO_ROOT / 'configs/rapsam/rapsam_tiny_coco_interactive_eval.py'
+    out = _run([str(cfg), str(checkpoint), '--work-dir', str(tmp_path), '--cfg-options',
+                *_dataset_options(root), 'test_evaluator.max_clicks=2',
+                'model.data_preprocessor.resize_longest_side=128'], REPO_ROOT)
     for key in ('NoC@0.5', 'NoF@0.9', 'mIoU@2', 'box_mIoU', 'num_objects'):
         assert key in out, out[-3000:]

@@ -9,6 +9,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 from mmdet.structures import DetDataSample
+from mmdet.structures.bbox import BaseBoxes
 
 from seg.structures import scale_prompts
 
@@ -30,11 +31,14 @@ def longest_side_shape(h: int, w: int, longest: int) -> Tuple[int, int]:
     return max(1, int(round(h * scale))), max(1, int(round(w * scale)))
 
 
-def resize_sample(img: torch.Tensor, sample: DetDataSample, longest: int) -> torch.Tensor:
+def resize_sample(img: torch.Tensor, sample: DetDataSample, longest: int,
+                  scale_gt: bool = True) -> torch.Tensor:
     """Resize one image ([C, H, W]) to ``longest`` and scale its sample to match.
 
     Updates ``img_shape`` and ``scale_factor`` (composed with any earlier scaling, so ``rescale`` to
-    ``ori_shape`` still works), prompt coordinates and mask prompts, and ground-truth boxes and masks.
+    ``ori_shape`` still works), prompt coordinates and mask prompts, and, with ``scale_gt`` (training:
+    the losses need targets in the input frame), ground-truth boxes and masks. At test time the GT
+    stays in the original frame, where metrics compare the rescaled predictions with it.
     """
     if img.dim() != 3:
         raise ValueError(f'resize_sample expects an image [C, H, W], got {tuple(img.shape)}')
@@ -52,10 +56,13 @@ def resize_sample(img: torch.Tensor, sample: DetDataSample, longest: int) -> tor
         if 'masks' in prompts:
             prompts.masks = _resize_masks(prompts.masks, (new_h, new_w))
         sample.prompts = prompts
-    if 'gt_instances' in sample:
+    if scale_gt and 'gt_instances' in sample:
         gt = sample.gt_instances
         if 'bboxes' in gt:
-            gt.bboxes = gt.bboxes * gt.bboxes.new_tensor([sx, sy, sx, sy])
+            if isinstance(gt.bboxes, BaseBoxes):  # still mmdet box objects before boxtype2tensor
+                gt.bboxes.rescale_((sx, sy))
+            else:
+                gt.bboxes = gt.bboxes * gt.bboxes.new_tensor([sx, sy, sx, sy])
         if 'masks' in gt:
             gt.masks = gt.masks.resize((new_h, new_w))
     return img

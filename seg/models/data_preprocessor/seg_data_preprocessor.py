@@ -11,7 +11,7 @@ class SegDataPreprocessor(ResizeLongestSideMixin, DetDataPreprocessor):
 
     Args:
         resize_longest_side: if set, each image is resized on the device so its longer side has this
-            length (the real-time inference path); prompts and ground truth are scaled with it.
+            length (the real-time inference path); prompts are scaled with it, and so is the ground truth when training.
         **kwargs: ``DetDataPreprocessor`` arguments (mean, std, bgr_to_rgb, pad_size_divisor, ...).
     """
 
@@ -21,7 +21,7 @@ class SegDataPreprocessor(ResizeLongestSideMixin, DetDataPreprocessor):
         if self.resize_longest_side is not None:
             if samples is None:
                 raise ValueError('SegDataPreprocessor: resizing needs data_samples to record the scale')
-            data['inputs'] = [resize_sample(img, s, self.resize_longest_side)
+            data['inputs'] = [resize_sample(img, s, self.resize_longest_side, training)
                               for img, s in zip(data['inputs'], samples)]
         data = super().forward(data, training)
         if data['data_samples'] is not None:

@@ -18,7 +18,7 @@ class VideoSegDataPreprocessor(ResizeLongestSideMixin, TrackDataPreprocessor):
             if samples is None:
                 raise ValueError('VideoSegDataPreprocessor: resizing needs data_samples')
             data['inputs'] = [
-                torch.stack([resize_sample(frame, track[t], self.resize_longest_side)
+                torch.stack([resize_sample(frame, track[t], self.resize_longest_side, training)
                              for t, frame in enumerate(clip)])
                 for clip, track in zip(data['inputs'], samples)]
         data = super().forward(data, training)

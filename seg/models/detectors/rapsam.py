@@ -15,6 +15,7 @@ from mmengine.structures import InstanceData
 from seg.registry import MODELS
 from ..heads.rapsam_head import HeadOutput
 from ..heads.sam_prompt_encoder import PromptTokens
+from ..utils.memory_adapter import StreamingMemory
 from ..utils.task_router import MODES, RouteDecision
 from .streaming_tracker import StreamingTracker
 
@@ -170,7 +171,7 @@ class RapSAM(BaseDetector):
         """Prompts of each sample (its first prompted frame) -> tokens; also returns that frame."""
         prompts, frame_ids, texts = [], [], []
         for clip in frames:
-            t = next((i for i, f in enumerate(clip) if 'prompts' in f and len(f.prompts) > 0), None)
+            t = _first_prompted(clip)
             frame_ids.append(t)
             p = clip[t].prompts if t is not None else None
             prompts.append(p)
@@ -221,7 +222,7 @@ class RapSAM(BaseDetector):
         self.last_decision = decision
         return decision
 
-    def _new_memory(self):
+    def _new_memory(self) -> StreamingMemory:
         return MODELS.build(copy.deepcopy(self.memory_cfg))
 
     def _reset_backbone(self) -> None:

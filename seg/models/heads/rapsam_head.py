@@ -100,13 +100,14 @@ class RapSAMVideoHead(BaseModule):
             MODELS.build(dict(type='DynamicQueryStage', **stage_cfg)) for _ in range(num_stages))
         self.panoptic_adaptor = self._build_adaptor(panoptic_adaptor, stage_cfg)
         self.prompt_adaptor = self._build_adaptor(prompt_adaptor, stage_cfg)
+        # a config may name another ``type``: the defaults come first, the config overrides them
         self.prompt_encoder = MODELS.build(
-            dict(type='SAMPromptEncoder', embed_dim=c, text_dim=text_dim, **(prompt_encoder or {})))
+            {**dict(type='SAMPromptEncoder', embed_dim=c, text_dim=text_dim), **(prompt_encoder or {})})
         self.prompt_aggregator = MODELS.build(
-            dict(type='PromptPooling', embed_dim=c, text_dim=text_dim, **(prompt_aggregator or {})))
+            {**dict(type='PromptPooling', embed_dim=c, text_dim=text_dim), **(prompt_aggregator or {})})
         self.memory_reader = None if memory_reader is None else MODELS.build(
-            dict(type='MemoryCrossAttention', embed_dim=c, memory_dim=text_dim, num_heads=num_heads,
-                 **memory_reader))
+            {**dict(type='MemoryCrossAttention', embed_dim=c, memory_dim=text_dim,
+                    num_heads=num_heads), **memory_reader})
         # Classes are CLIP text embeddings of the class names (filled by the detector, frozen) plus a
         # learnable "no object" embedding; a learnable temperature scales the cosine similarities.
         self.register_buffer('class_text_embeds', torch.zeros(self.num_classes, text_dim))

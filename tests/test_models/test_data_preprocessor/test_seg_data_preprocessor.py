@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 from mmdet.structures import DetDataSample, TrackDataSample
+from mmdet.structures.bbox import HorizontalBoxes
 from mmdet.structures.mask import BitmapMasks
 from mmengine.structures import InstanceData
 
@@ -53,15 +54,23 @@ def test_padding_only_does_not_move_prompts_and_pads_mask_prompt():
     assert s.prompts.masks.shape == (1, 64, 96) and s.prompts.masks[0, 50:].sum() == 0
 
 
-def test_resize_scales_ground_truth_too():
+@pytest.mark.parametrize('box_objects', [False, True])
+def test_resize_scales_ground_truth_too(box_objects):
     pre = SegDataPreprocessor(resize_longest_side=200, pad_size_divisor=32, pad_mask=True)
     img = torch.randint(0, 255, (3, 50, 100), dtype=torch.uint8)
-    out = pre(dict(inputs=[img], data_samples=[_sample(50, 100, with_gt=True)]), training=True)
+    sample = _sample(50, 100, with_gt=True)
+    if box_objects:  # as the pipeline packs them (boxtype2tensor runs later)
+        sample.gt_instances.bboxes = HorizontalBoxes(sample.gt_instances.bboxes)
+    out = pre(dict(inputs=[img], data_samples=[sample]), training=True)
     gt = out['data_samples'][0].gt_instances
     assert torch.allclose(gt.bboxes, torch.tensor([[20.0, 20.0, 60.0, 40.0]]))
     m = gt.masks.to_ndarray()[0]
     assert m.shape == (128, 224)  # padded to the batch input
     assert m[20:40, 20:60].all() and m.sum() == 20 * 40
+    # at test time the GT stays in the original frame, where metrics use it
+    sample = _sample(50, 100, with_gt=True)
+    out = pre(dict(inputs=[img], data_samples=[sample]), training=False)
+    assert out['data_samples'][0].gt_instances.masks.to_ndarray().shape == (1, 50, 100)
 
 
 def test_video_preprocessor_resizes_every_frame():

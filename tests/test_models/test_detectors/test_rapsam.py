@@ -1,14 +1,22 @@
 import copy
 
+import numpy as np
 import pytest
 import torch
 from mmdet.evaluation import INSTANCE_OFFSET
+from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
 import seg  # noqa: F401
+from seg.models.backbones.modules import TokenPruner
+from seg.models.necks import MaskStateRefiner
+from seg.models.utils import LowRankMHSA, PromptFusion, RouteDecision, TaskRouter
 from seg.registry import DATASETS, MODELS
-from tests.test_models.tiny_cases.detectors import (TINY_CFG, packed_clip, packed_image, run_loss,
+from seg.structures import build_prompts
+from tests.conftest import REPO_ROOT
+from tests.test_models.tiny_cases.detectors import (TINY_CFG, fastsam2_model_cfg,
+                                                    packed_clip, packed_image, run_loss,
                                                     tiny_model_cfg)
 
 
@@ -119,3 +127,291 @@ def test_real_coco_panoptic_sample_through_dataset_and_model(model, shared_data)
     out = model.test_step(pseudo_collate([results['test'][0], results['test'][1]]))
     for s in out:
         assert s.pred_panoptic_seg.sem_seg.shape[-2:] == tuple(s.ori_shape)
+
+
+# ---------------------------------------------------------------------------------------------------
+# FastSAM2 switches: TaskRouter, mask refiner, streaming-memory VOS, DPSR, configs
+# ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope='module')
+def fastsam2():
+    return MODELS.build(fastsam2_model_cfg()).eval()
+
+
+@pytest.fixture(scope='module')
+def fastsam2_video():
+    return MODELS.build(fastsam2_model_cfg(video=True)).eval()
+
+
+def _spy_decoder(model) -> dict:
+    """Per stage / adaptor / pruner: the query count (pruner: token count) of every call."""
+    calls = {}
+    head = model.panoptic_head
+    modules = {'stage0': head.stages[0], 'stage1': head.stages[1], 'panoptic_adaptor': head.panoptic_adaptor,
+               'prompt_adaptor': head.prompt_adaptor, 'pruner': model.backbone.token_pruner}
+    handles = []
+    for name, module in modules.items():
+        calls[name] = []
+        handles.append(module.register_forward_hook(
+            lambda m, args, out, name=name: calls[name].append(args[0].shape[1])))
+    calls['_handles'] = handles
+    return calls
+
+
+def _unspy(calls: dict) -> dict:
+    for h in calls.pop('_handles'):
+        h.remove()
+    return calls
+
+
+def _spy_router(model, monkeypatch) -> list:
+    routed = []
+    original = model.task_router.route
+
+    def route(mode, types, num_frames=1):
+        routed.append((mode, set(types), num_frames))
+        return original(mode, types, num_frames)
+
+    monkeypatch.setattr(model.task_router, 'route', route)
+    return routed
+
+
+def test_router_once_per_forward_and_the_head_runs_what_it_decided(fastsam2, fastsam2_video, monkeypatch):
+    routed = _spy_router(fastsam2, monkeypatch)
+    # interactive image (auto): 2 prompt queries, 1 stage, pruner on
+    calls = _spy_decoder(fastsam2)
+    out = _predict(fastsam2, [packed_image(with_gt=False)])[0]
+    assert routed == [('interactive', {'point', 'box', 'mask', 'text'}, 1)]
+    assert fastsam2.last_decision == RouteDecision(1, 'prompt', False, True)
+    # (the pruner sees the 4x4 = 16 stride-16 tokens of the 64x64 input)
+    assert _unspy(calls) == {'stage0': [2], 'stage1': [], 'panoptic_adaptor': [], 'prompt_adaptor': [2],
+                             'pruner': [16]}
+    assert len(out.pred_instances) == 2
+    # panoptic image: the 10 object queries, both stages, no pruning
+    calls = _spy_decoder(fastsam2)
+    out = _predict(fastsam2, [packed_image(with_gt=False, prompts=False)])[0]
+    assert routed[-1] == ('panoptic', set(), 1)
+    assert fastsam2.last_decision == RouteDecision(2, 'object', False, False)
+    assert _unspy(calls) == {'stage0': [10], 'stage1': [10], 'panoptic_adaptor': [10], 'prompt_adaptor': [],
+                             'pruner': []}
+    assert 'pred_panoptic_seg' in out
+    # a batch mixing both: panoptic routing runs both query sets
+    calls = _spy_decoder(fastsam2)
+    _predict(fastsam2, [packed_image(with_gt=False), packed_image(with_gt=False, prompts=False)])
+    assert fastsam2.last_decision.query_set == 'both'
+    assert _unspy(calls)['stage0'] == [10, 2]
+    assert len(routed) == 3  # once per forward
+
+    # VOS clip: the router is asked once, then the clip streams frame by frame (prompt queries)
+    routed = _spy_router(fastsam2_video, monkeypatch)
+    calls = _spy_decoder(fastsam2_video)
+    _predict(fastsam2_video, [packed_clip(t=3)])
+    assert routed == [('vos', {'point', 'box', 'mask', 'text'}, 3)]
+    assert fastsam2_video.last_decision == RouteDecision(2, 'prompt', True, True)
+    calls = _unspy(calls)
+    assert calls['stage0'] == calls['stage1'] == calls['prompt_adaptor'] == [2, 2, 2]
+    assert calls['panoptic_adaptor'] == [] and calls['pruner'] == [16, 16, 16]  # a frame per call
+
+
+def test_pruner_token_count_follows_the_route(fastsam2):
+    """The pruner scores the stride-16 tokens of each frame (4x4 for 64x64 inputs); pruning is
+    off for panoptic routing."""
+    pruner = fastsam2.backbone.token_pruner
+    assert isinstance(pruner, TokenPruner)
+    pruner.last_keep_idx = None
+    _predict(fastsam2, [packed_image(with_gt=False, prompts=False)])
+    assert pruner.last_keep_idx is None
+    _predict(fastsam2, [packed_image(with_gt=False)])
+    assert pruner.last_keep_idx.shape == (1, pruner.num_kept(16)) == (1, 8)
+
+
+def test_explicit_modes(fastsam2):
+    model = copy.deepcopy(fastsam2)
+    model.mode = 'panoptic'  # prompts on a panoptic image add their queries
+    out = _predict(model, [packed_image(with_gt=False)])[0]
+    assert model.last_decision == RouteDecision(2, 'both', False, False) and len(out.pred_instances) == 2
+    model.mode = 'interactive'
+    with pytest.raises(ValueError, match=r'runs the prompt queries only, but sample\(s\) \[1\]'):
+        _predict(model, [packed_image(with_gt=False), packed_image(with_gt=False, prompts=False)])
+    model.mode = 'tracking'
+    with pytest.raises(ValueError, match="unknown mode 'tracking'"):
+        _predict(model, [packed_image(with_gt=False)])
+
+
+def test_baseline_routes_to_the_full_model(model):
+    _predict(model, [packed_image(with_gt=False), packed_image(with_gt=False, prompts=False)])
+    assert model.last_decision == RouteDecision(2, 'both', False, True)
+    _predict(model, [packed_image(with_gt=False)])
+    assert model.last_decision == RouteDecision(2, 'prompt', False, True)
+    with pytest.raises(RuntimeError, match='streaming VOS is off'):
+        model.init_video()
+
+
+def test_router_rules_must_fit_the_head():
+    cfg = fastsam2_model_cfg()
+    cfg.task_router.rules.vos.num_stages = 3
+    with pytest.raises(ValueError, match=r"more decoder stages than the head has \(2\): \{'vos': 3\}"):
+        MODELS.build(cfg)
+
+
+def test_mask_refiner_is_the_identity_at_init_then_corrects_the_final_masks():
+    cfg = tiny_model_cfg()
+    cfg.test_cfg.update(object_mask_thr=0.0)
+    cfg.mask_refiner = dict(type='MaskStateRefiner', feat_channels=32, hidden_channels=4)
+    refined = MODELS.build(cfg).eval()
+    plain = copy.deepcopy(refined)
+    plain.mask_refiner = None
+    batch = [packed_image(with_gt=False), packed_image(with_gt=False, prompts=False)]
+    a = _predict(refined, copy.deepcopy(batch))
+    b = _predict(plain, copy.deepcopy(batch))
+    assert torch.equal(a[0].pred_instances.mask_logits, b[0].pred_instances.mask_logits)
+    assert torch.equal(a[1].pred_panoptic_seg.sem_seg, b[1].pred_panoptic_seg.sem_seg)
+    with torch.no_grad():
+        refined.mask_refiner.out_conv.bias.fill_(2.0)  # +2 on every logit (feature resolution)
+    c = _predict(refined, copy.deepcopy(batch))
+    torch.testing.assert_close(c[0].pred_instances.mask_logits, b[0].pred_instances.mask_logits + 2)
+
+
+def test_vos_clip_streams_with_davis_ids_and_objects_added_later(fastsam2_video):
+    clip = packed_clip(t=4)  # frame 0 prompts two objects drawn from gt instances with ids 7 and 9
+    frames = clip['data_samples'].video_data_samples
+    frames[2].prompts = build_prompts(points=[[[50, 40]]], point_labels=[[1]])
+    frames[2].prompts.obj_ids = torch.tensor([3])
+    out = _predict(fastsam2_video, [clip])[0]
+    ids = [f.pred_instances.instances_id.tolist() for f in out]
+    assert ids == [[7, 9], [7, 9], [7, 9, 3], [7, 9, 3]]
+    for f in out:
+        pred = f.pred_instances
+        assert pred.masks.shape[1:] == (48, 64) and torch.equal(pred.masks, pred.mask_logits > 0)
+    # without obj_ids or ground truth, new objects get the next free ids
+    clip = packed_clip(t=2)
+    for f in clip['data_samples'].video_data_samples:
+        del f.gt_instances
+    out = _predict(fastsam2_video, [clip])[0]
+    assert [f.pred_instances.instances_id.tolist() for f in out] == [[1, 2], [1, 2]]
+
+
+def test_track_frame_stream(fastsam2):
+    model = fastsam2
+    model.init_video()
+    frame = lambda: packed_image(with_gt=False, prompts=False)['inputs']  # noqa: E731
+    pruner = model.backbone.token_pruner
+    first = model.track_frame(frame())  # nothing prompted yet
+    assert len(first) == 0 and first.masks.shape == (0, 48, 64)
+    res = model.track_frame(frame(), prompts=build_prompts(points=[[[15, 12]]], point_labels=[[1]]))
+    assert res.instances_id.tolist() == [1] and res.masks.shape == (1, 48, 64)
+    scored = [pruner.last_scored]
+    memory = model.stream.memory
+    caps = dict(long=memory.long_capacity, short=memory.short_capacity)
+    for t in range(2, 40):
+        prompts = None
+        if t == 10:
+            prompts = build_prompts(bboxes=[[30, 25, 60, 45]])
+        res = model.track_frame(frame(), prompts=prompts)
+        scored.append(pruner.last_scored)
+        if t == 20:
+            model.remove_object(1)
+        expected = [1] if t < 10 else [1, 2] if t <= 20 else [2]
+        assert res.instances_id.tolist() == expected
+        for obj in model.stream.object_ids:
+            counts = memory.num_entries(obj)
+            assert counts['long'] <= caps['long'] and counts['short'] <= caps['short']
+    # the pruner rescored every refresh_period frames of the stream, reused its scores in between
+    period = pruner.refresh_period
+    assert scored == [i % period == 0 for i in range(len(scored))]
+    model.init_video()  # a new video: fresh memory, fresh pruner scores
+    model.track_frame(frame(), prompts=build_prompts(points=[[[15, 12]]], point_labels=[[1]]))
+    assert pruner.last_scored and model.stream.object_ids == [1]
+    with pytest.raises(ValueError, match='prompts given both'):
+        sample = packed_image(with_gt=False)['data_samples']
+        model.track_frame(frame(), prompts=sample.prompts, data_sample=sample)
+
+
+def test_track_frame_through_the_video_preprocessor(fastsam2_video):
+    fastsam2_video.init_video()
+    sample = packed_image(h=40, w=56, with_gt=False)['data_samples']
+    sample.set_metainfo(dict(ori_shape=(80, 112), scale_factor=(0.5, 0.5)))
+    frame = packed_image(h=40, w=56, with_gt=False, prompts=False)['inputs']
+    res = fastsam2_video.track_frame(frame, data_sample=sample)
+    assert res.instances_id.tolist() == [1, 2] and res.masks.shape == (2, 80, 112)
+    assert fastsam2_video.track_frame(frame).masks.shape == (2, 40, 56)  # default: frame size
+
+
+def test_language_guard_in_the_stream(fastsam2):
+    model = copy.deepcopy(fastsam2)
+    for thr, text_entries in ((1.0, 1), (-1.0, 5)):
+        model.memory_cfg.update(text_sim_thr=thr, short_capacity=4, key_frame_interval=100)
+        model.init_video()
+        prompts = build_prompts(points=[[[15, 12]], [[40, 40]]], point_labels=[[1], [1]],
+                                texts=['person', ''])
+        model.track_frame(packed_image(with_gt=False, prompts=False)['inputs'], prompts=prompts)
+        for _ in range(5):
+            model.track_frame(packed_image(with_gt=False, prompts=False)['inputs'])
+        # object 1 has a text: a threshold of 1 rejects every update; object 2 has none
+        assert len(model.stream.memory.fetch(10)[1].frame_ids) == text_entries
+        assert len(model.stream.memory.fetch(10)[2].frame_ids) == 5
+
+
+def test_training_on_clips_streams_prompts_through_the_memory_and_adds_dpsr(fastsam2, fastsam2_video):
+    image_losses = run_loss(copy.deepcopy(fastsam2).train(), [packed_image(), packed_image(prompts=False)])
+    assert not any(k.startswith('loss_dpsr') for k in image_losses)
+    model = copy.deepcopy(fastsam2_video).train()
+    reads = []
+    original = model.panoptic_head.read_memory
+    model.panoptic_head.read_memory = lambda *a: reads.append(a[0].shape[0]) or original(*a)
+    losses = run_loss(model, [packed_clip(t=3), packed_clip(t=3)])
+    assert reads == [2, 2, 2, 2]  # frames 1 and 2 of each clip read the memory of its 2 objects
+    for key in ('loss_dpsr_mask', 'loss_dpsr_feat', 'loss_prompt_mask', 'loss_cls', 'd0.loss_prompt_dice'):
+        assert key in losses and torch.isfinite(losses[key])
+    sum(losses.values()).backward()
+    assert model.panoptic_head.memory_reader.out_proj.weight.grad.abs().sum() > 0
+
+
+def test_fastsam2_configs_switch_everything_on_and_baselines_keep_it_off():
+    for name in ('tiny', 'r50', 'convnext_l'):
+        cfg = Config.fromfile(str(REPO_ROOT / f'configs/fastsam2/model_fastsam2_{name}.py')).model
+        for key in ('geom_branch', 'token_fusion', 'token_pruner'):
+            assert cfg.backbone.get(key) is not None, (name, key)
+        head = cfg.panoptic_head
+        assert head.attention.type is LowRankMHSA and head.prompt_aggregator.type is PromptFusion
+        assert head.memory_reader is not None and head.loss_dpsr is not None
+        assert cfg.task_router.type is TaskRouter and cfg.memory is not None
+        assert cfg.mask_refiner.type is MaskStateRefiner
+        assert cfg.mask_refiner.feat_channels == cfg.neck.hidden_dim
+    for name in ('rapsam_tiny_coco_panoptic', 'rapsam_r50_90k_coco_panoptic',
+                 'rapsam_convnext_l_90k_coco_panoptic'):
+        cfg = Config.fromfile(str(REPO_ROOT / f'configs/rapsam/{name}.py')).model
+        assert not any(cfg.backbone.get(k) for k in ('geom_branch', 'token_fusion', 'token_pruner'))
+        assert not any(cfg.get(k) for k in ('task_router', 'memory', 'mask_refiner'))
+        assert not any(cfg.panoptic_head.get(k) for k in ('attention', 'prompt_aggregator',
+                                                          'memory_reader', 'loss_dpsr'))
+    # the tiny one builds with every module in place
+    model = MODELS.build(fastsam2_model_cfg())
+    head = model.panoptic_head
+    assert isinstance(head.stages[0].self_attn, LowRankMHSA)
+    assert isinstance(head.prompt_aggregator, PromptFusion)
+    assert isinstance(model.backbone.token_pruner, TokenPruner)
+    assert isinstance(model.mask_refiner, MaskStateRefiner) and head.loss_dpsr is not None
+
+
+def test_predictor_path_runs_the_fastsam2_config():
+    """What ``SegPredictor`` does: original-pixel prompts, on-device resize, ``test_step``."""
+    cfg = fastsam2_model_cfg()
+    cfg.data_preprocessor.resize_longest_side = 64
+    cfg.test_cfg.update(object_mask_thr=0.0)
+    model = MODELS.build(cfg).eval()
+    img = torch.from_numpy(np.random.default_rng(0).integers(0, 255, (3, 60, 90), dtype=np.uint8))
+
+    def run(prompts):
+        sample = DetDataSample(metainfo=dict(img_shape=(60, 90), ori_shape=(60, 90),
+                                             scale_factor=(1.0, 1.0)))
+        if prompts is not None:
+            sample.prompts = prompts
+        with torch.no_grad():
+            return model.test_step(dict(inputs=[img], data_samples=[sample]))[0]
+
+    res = run(build_prompts(points=[[(45, 30)]], point_labels=[[1]]))
+    assert res.pred_instances.masks.shape == (1, 60, 90)
+    assert model.last_decision == RouteDecision(1, 'prompt', False, True)
+    assert run(None).pred_panoptic_seg.sem_seg.shape == (1, 60, 90)

@@ -12,10 +12,19 @@ from tests.conftest import REPO_ROOT
 from . import TinyCase
 
 TINY_CFG = REPO_ROOT / 'configs/rapsam/rapsam_tiny_coco_panoptic.py'
+FASTSAM2_TINY_CFG = REPO_ROOT / 'configs/fastsam2/model_fastsam2_tiny.py'
 
 
 def tiny_model_cfg() -> dict:
     return Config.fromfile(str(TINY_CFG)).model
+
+
+def fastsam2_model_cfg(video: bool = False) -> dict:
+    """The tiny FastSAM2 model (every switch on); ``video`` swaps in the clip preprocessor."""
+    cfg = Config.fromfile(str(FASTSAM2_TINY_CFG)).model
+    if video:
+        cfg.data_preprocessor.type = VideoSegDataPreprocessor
+    return cfg
 
 
 def packed_image(h: int = 48, w: int = 64, with_gt: bool = True, prompts: bool = True,
@@ -79,6 +88,13 @@ CASES = {
                                    'backbone.clip.transformer': 'frozen text tower'}),
     'RapSAM[video]': TinyCase(_video_model_cfg(), lambda m: run_loss(m, [packed_clip()]),
                               no_grad_ok={'backbone.text': 'frozen text tower'}),
+    'RapSAM[fastsam2]': TinyCase(
+        fastsam2_model_cfg(), lambda m: run_loss(m, [packed_image(), packed_image(prompts=False)]),
+        no_grad_ok={'backbone.text': 'frozen text tower',
+                    'panoptic_head.memory_reader': 'reads the streaming memory: clips only'}),
+    'RapSAM[fastsam2-video]': TinyCase(
+        fastsam2_model_cfg(video=True), lambda m: run_loss(m, [packed_clip(), packed_clip()]),
+        no_grad_ok={'backbone.text': 'frozen text tower'}),
     'SegDataPreprocessor': TinyCase(dict(type='SegDataPreprocessor', pad_size_divisor=32), _run_preprocessor),
     'VideoSegDataPreprocessor': TinyCase(
         dict(type='VideoSegDataPreprocessor', pad_size_divisor=32),

@@ -45,6 +45,11 @@ def _run_pooling(pool):
                 torch.tensor([True, True, False]))
 
 
+def _run_memory_reader(reader):
+    valid = torch.tensor([[True, True, True], [True, False, False]])
+    return reader(torch.randn(2, C), torch.randn(2, 3, TEXT), valid, torch.tensor([[9, 2, 1], [1, 0, 0]]))
+
+
 HEAD = dict(type='RapSAMVideoHead', num_things_classes=3, num_stuff_classes=2, num_queries=6,
             num_stages=2, feat_channels=C, num_heads=2, ffn_channels=32, text_dim=TEXT,
             train_cfg=dict(num_points=64))
@@ -58,4 +63,6 @@ CASES = {
                                   cls_channels=TEXT), _run_stage),
     'SAMPromptEncoder': TinyCase(dict(type='SAMPromptEncoder', embed_dim=C, text_dim=TEXT), _run_encoder),
     'PromptPooling': TinyCase(dict(type='PromptPooling', embed_dim=C, text_dim=TEXT), _run_pooling),
+    'MemoryCrossAttention': TinyCase(
+        dict(type='MemoryCrossAttention', embed_dim=C, memory_dim=TEXT, num_heads=2), _run_memory_reader),
 }

@@ -1,0 +1,24 @@
+"""The FastSAM2 switches shared by the ``model_fastsam2_*`` configs (size-independent parts).
+
+``read_base()`` this file next to a RapSAM config and apply them, as the model configs do; the
+size-dependent parts (geometry / fusion widths, low-rank attention rank, refiner width) stay in
+each model config.
+"""
+from seg.models.heads import MemoryCrossAttention
+from seg.models.losses import DPSRLoss
+from seg.models.utils import PromptFusion, StreamingMemory, TaskRouter
+
+# TaskRouter with its default rules (interactive: prompt queries, 2 stages; vos: memory on;
+# panoptic: object queries, every stage, no pruning)
+task_router = dict(type=TaskRouter)
+
+# per object: the prompted frame(s) + key frames (confident, >= 5 frames apart), the last 4 frames;
+# updates less similar than 0.2 to the object's text prompt are rejected (drift guard)
+memory = dict(type=StreamingMemory, long_capacity=4, short_capacity=4, key_frame_interval=5,
+              key_frame_score_thr=0.8, text_sim_thr=0.2)
+memory_reader = dict(type=MemoryCrossAttention)
+
+# DPSR on video batches: lambda1 (Dice, previous mask -> current) and lambda2 (MSE, embeddings)
+loss_dpsr = dict(type=DPSRLoss, lambda_mask=1.0, lambda_feat=1.0)
+
+prompt_fusion = dict(type=PromptFusion, num_layers=1)
