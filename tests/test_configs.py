@@ -19,6 +19,11 @@ CONFIGS = sorted(p for p in (REPO_ROOT / 'configs').rglob('*.py') if '_base_' no
 def test_config_loads(path: Path):
     cfg = Config.fromfile(str(path))
     assert 'model' in cfg and cfg.default_scope == 'mmdet'
+    # an edited pipeline variable must reach the dataloader (they hold copies after read_base)
+    if cfg.get('train_dataloader') and 'train_pipeline' in cfg:
+        assert cfg.train_dataloader.dataset.pipeline == cfg.train_pipeline
+    if cfg.get('val_dataloader') and 'test_pipeline' in cfg:
+        assert cfg.val_dataloader.dataset.pipeline == cfg.test_pipeline
 
 
 def test_coco_panoptic_class_names_match_mmdet():

@@ -25,8 +25,11 @@ train_pipeline[3].update(scale=image_size, ratio_range=(0.8, 1.2))
 train_pipeline[4].update(crop_size=image_size)
 train_pipeline[5].update(max_objects=4)
 test_pipeline[1].update(scale=(256, 256))
+# the dataloaders hold copies of the base pipelines: hand them the edited ones
 train_dataloader.update(batch_size=2, num_workers=0, persistent_workers=False)
+train_dataloader.dataset.pipeline = train_pipeline
 val_dataloader.update(num_workers=0, persistent_workers=False)
+val_dataloader.dataset.pipeline = test_pipeline
 test_dataloader = val_dataloader
 
 max_iters = 200

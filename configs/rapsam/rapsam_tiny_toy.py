@@ -18,6 +18,7 @@ train_pipeline[5].update(num_thing_classes=3, class_names=toy_classes)
 
 train_dataloader.dataset.update(
     data_root=data_root, metainfo=metainfo, ann_file='annotations/panoptic_train2017.json',
+    pipeline=train_pipeline,
     data_prefix=dict(img='train2017/', seg='annotations/panoptic_train2017/'), filter_cfg=None)
 val_dataloader.dataset.update(
     data_root=data_root, metainfo=metainfo, ann_file='annotations/panoptic_val2017.json',

@@ -18,22 +18,19 @@ Latency is the median of ``--repeats`` runs after ``--warmup`` runs. Nothing is 
 """
 import argparse
 import copy
-import statistics
-import time
 from pathlib import Path
-from typing import Callable, List, Tuple
+from typing import Callable, Tuple
 
 import torch
 from mmdet.structures import DetDataSample, TrackDataSample
 from mmengine.config import Config
 from rich.console import Console
 from rich.table import Table
-from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils.flop_counter import FlopCounterMode
 
 import seg  # noqa: F401  (registration)
 from seg.models import VideoSegDataPreprocessor
 from seg.registry import MODELS
+from seg.utils.profiling import gflops, median_ms
 from seg.structures import build_prompts
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,25 +53,6 @@ def parse_args() -> argparse.Namespace:
     if args.warmup < 0:
         parser.error(f'--warmup must be >= 0, got {args.warmup}')
     return args
-
-
-def gflops(fn: Callable[[], object]) -> float:
-    counter = FlopCounterMode(display=False)
-    # the math attention kernel runs as matmuls the counter sees; fused CPU kernels go uncounted
-    with sdpa_kernel(SDPBackend.MATH), counter:
-        fn()
-    return counter.get_total_flops() / 1e9
-
-
-def median_ms(fn: Callable[[], object], repeats: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times: List[float] = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
 
 
 def frame_sample(h: int, w: int, prompts=None) -> DetDataSample:

@@ -9,18 +9,14 @@ reuses the cached scores. Numbers are printed, never asserted.
     python tools/benchmark/benchmark_token_pruner.py --score entropy --ratios 1 0.5 0.25
 """
 import argparse
-import statistics
-import time
-from typing import Callable, List
 
 import torch
 from rich.console import Console
 from rich.table import Table
 from torch import nn
-from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils.flop_counter import FlopCounterMode
 
 from seg.models.backbones.modules import TokenPruner
+from seg.utils.profiling import gflops, median_ms
 
 
 def parse_args() -> argparse.Namespace:
@@ -47,24 +43,6 @@ def parse_args() -> argparse.Namespace:
     if bad:
         parser.error(f'--ratios must lie in (0, 1], got {bad}')
     return args
-
-
-def gflops(fn: Callable[[], object]) -> float:
-    counter = FlopCounterMode(display=False)
-    # the math attention kernel runs as matmuls the counter sees; fused CPU kernels go uncounted
-    with sdpa_kernel(SDPBackend.MATH), counter:
-        fn()
-    return counter.get_total_flops() / 1e9
-
-
-def median_ms(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up: allocations, lazy init
-    times: List[float] = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
 
 
 @torch.no_grad()

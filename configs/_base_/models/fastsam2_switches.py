@@ -22,3 +22,18 @@ memory_reader = dict(type=MemoryCrossAttention)
 loss_dpsr = dict(type=DPSRLoss, lambda_mask=1.0, lambda_feat=1.0)
 
 prompt_fusion = dict(type=PromptFusion, num_layers=1)
+
+# ---- the full-size settings (R50 / ConvNeXt-L, 256-d decoder); the tiny config overrides widths
+from seg.models.necks import MaskStateRefiner  # noqa: E402
+from seg.models.utils import LowRankMHSA  # noqa: E402
+
+# CLIP tokens of the stride-16 level query the geometry tokens; half of them (the top-scoring ones,
+# the entropy scorer attending to at most 256 keys) are updated, scores reused for 4 video frames
+token_fusion = dict(embed_dim=256, num_heads=8, direction='sem_queries_geom', level=2)
+token_pruner = dict(keep_ratio=0.5, score='entropy', refresh_period=4, num_score_keys=256)
+head_switches = dict(attention=dict(type=LowRankMHSA, rank=32, method='nystrom'),
+                     prompt_aggregator=dict(prompt_fusion, num_heads=8),
+                     memory_reader=memory_reader, loss_dpsr=loss_dpsr)
+model_switches = dict(task_router=task_router, mode='auto', memory=memory,
+                      mask_refiner=dict(type=MaskStateRefiner, feat_channels=256, hidden_channels=16,
+                                        num_layers=3))

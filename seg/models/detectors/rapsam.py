@@ -90,8 +90,12 @@ class RapSAM(BaseDetector):
                              f'{head.num_classes} classes ({head.num_things_classes} things + '
                              f'{head.num_stuff_classes} stuff)')
         self.class_names = list(class_names)
-        self.test_cfg = test_cfg or {}
+        self.test_cfg = dict(test_cfg or {})
         self.train_cfg = train_cfg or {}
+        # instance results take the top (query, class) pairs: there are only num_queries * num_classes
+        candidates = head.num_queries * head.num_classes
+        if self.test_cfg.get('max_per_image', 100) > candidates:
+            self.test_cfg['max_per_image'] = candidates
         fusion = dict(type='mmdet.MaskFormerFusionHead', num_things_classes=head.num_things_classes,
                       num_stuff_classes=head.num_stuff_classes, test_cfg=self.test_cfg)
         fusion.update(panoptic_fusion_head or {})

@@ -100,6 +100,18 @@ def test_training_losses_are_finite_and_cover_both_query_sets(model):
         assert key in losses and torch.isfinite(losses[key])
 
 
+def test_instance_results_with_fewer_candidates_than_max_per_image():
+    cfg = tiny_model_cfg()
+    cfg.panoptic_head.num_queries = 2
+    cfg.test_cfg.update(instance_on=True, max_per_image=1000)
+    model = MODELS.build(cfg).eval()
+    assert model.panoptic_fusion_head.test_cfg['max_per_image'] == 2 * 133
+    out = _predict(model, [packed_image(with_gt=False, prompts=False)])[0]
+    # the top 266 (query, class) pairs, of which mmdet keeps the thing classes
+    assert 0 < len(out.pred_instances) <= 2 * 133
+    assert (out.pred_instances.labels < 80).all()
+
+
 def test_class_count_mismatch_is_a_clear_error():
     cfg = tiny_model_cfg()
     cfg.class_names = cfg.class_names[:10]

@@ -7,7 +7,6 @@ sequence; pruned tokens pass through unchanged, so dense outputs keep their shap
 import math
 from typing import Callable, Optional
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
