@@ -18,6 +18,7 @@ import torch
 def _history_buffer_getattr(obj: Any, name: str) -> Any:
     """``getattr`` limited to a HistoryBuffer's registered statistics methods."""
     from mmengine.logging import HistoryBuffer
+    HistoryBuffer()  # the built-in statistics are registered by the first construction only
     if (obj is HistoryBuffer or isinstance(obj, HistoryBuffer)) and \
             name in HistoryBuffer._statistics_methods:
         return getattr(obj, name)

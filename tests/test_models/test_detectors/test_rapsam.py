@@ -7,6 +7,7 @@ from mmdet.evaluation import INSTANCE_OFFSET
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
+from mmengine.optim import OptimWrapper
 
 import seg  # noqa: F401
 from seg.models.backbones.modules import TokenPruner
@@ -427,3 +428,21 @@ def test_predictor_path_runs_the_fastsam2_config():
     assert res.pred_instances.masks.shape == (1, 60, 90)
     assert model.last_decision == RouteDecision(1, 'prompt', False, True)
     assert run(None).pred_panoptic_seg.sem_seg.shape == (1, 60, 90)
+
+
+def test_prompt_queries_learn_to_segment_the_prompted_object():
+    """Overfitting one image: the clicked/boxed object's mask, not its neighbour's (a wrong prompt
+    frame, scaling or gt_ids mapping would send the prompt to the wrong segment)."""
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_model_cfg())
+    optim = OptimWrapper(torch.optim.AdamW(model.parameters(), 1e-3))
+    sample = packed_image(h=64, w=64)
+    for _ in range(100):
+        model.train_step(dict(inputs=[sample['inputs']], data_samples=[copy.deepcopy(sample['data_samples'])]),
+                         optim)
+    model.eval()
+    gt = sample['data_samples'].gt_instances.masks.to_ndarray().astype(bool)
+    pred = _predict(model, [dict(sample, data_samples=copy.deepcopy(sample['data_samples']))])[0]
+    mask = pred.pred_instances.masks[0].numpy()
+    iou = lambda a, b: (a & b).sum() / max((a | b).sum(), 1)  # noqa: E731
+    assert iou(mask, gt[0]) > 0.9 and iou(mask, gt[1]) == 0
