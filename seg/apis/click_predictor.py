@@ -36,3 +36,12 @@ class ModelClickPredictor:
             kwargs['masks'] = (np.asarray(prev_logits) > 0)[None].astype(np.float32)
         result = self.predictor.prompt(image, **kwargs)
         return result.pred_instances.mask_logits[0].float().cpu().numpy()
+
+
+def build_click_predictor(config: str, checkpoint: Optional[str] = None, device: str = 'cpu',
+                          image_size: Optional[int] = 1024, feed_prev_mask: bool = True
+                          ) -> ModelClickPredictor:
+    """Factory for ``tools/evaluation/eval_interactive.py --predictor
+    seg.apis.click_predictor:build_click_predictor --predictor-kwargs '{"config": ..., "checkpoint": ...}'``."""
+    return ModelClickPredictor(SegPredictor.from_config(config, checkpoint, device, image_size),
+                               feed_prev_mask)

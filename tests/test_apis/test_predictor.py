@@ -65,3 +65,19 @@ def test_click_predictor_runs_the_protocol(predictor, image):
     assert logits.shape == image.shape[:2] and np.isfinite(logits).all()
     with pytest.raises(ValueError, match='click or a box'):
         click_model(image, [], None)
+
+
+def test_eval_interactive_cli_drives_the_model(shared_data, tmp_path):
+    """The COCO-SAM single-click protocol over all 50 panoptic segments of the sample, through the
+    stand-alone CLI and the model factory."""
+    import runpy
+    root = shared_data / 'coco_panoptic_sample'
+    main = runpy.run_path(str(REPO_ROOT / 'tools/evaluation/eval_interactive.py'))['main']
+    kwargs = f'{{"config": "{CFG}", "image_size": 128}}'
+    with pytest.warns(UserWarning, match='RANDOM weights'):
+        metrics = main(['--predictor', 'seg.apis.click_predictor:build_click_predictor',
+                        '--predictor-kwargs', kwargs, '--images', str(root / 'input_images'),
+                        '--coco-panoptic', str(root / 'panoptic_examples.json'),
+                        str(root / 'panoptic_examples'), '--max-clicks', '1', '--no-box',
+                        '--out', str(tmp_path / 'm.json')])
+    assert metrics['num_objects'] == 50 and 0 <= metrics['mIoU@1'] <= 1
