@@ -37,7 +37,12 @@ if [ ! -f "$_stamp_file" ] || [ "$(cat "$_stamp_file")" != "$_stamp_want" ]; the
 fi
 
 # `seg` itself: editable, no deps, so every clone points the shared venv at its own sources.
-"$_venv/bin/python" -m pip -q --disable-pip-version-check install --no-deps --no-build-isolation -e "$_root" >/dev/null
+_log="$(mktemp)"
+if ! "$_venv/bin/python" -m pip -q --disable-pip-version-check install --no-deps --no-build-isolation \
+    -e "$_root" >"$_log" 2>&1; then
+  cat "$_log" >&2; rm -f "$_log"; echo "[setup_env] installing seg from $_root failed" >&2; exit 1
+fi
+rm -f "$_log"
 export PATH="$_venv/bin:$PATH"
 export VIRTUAL_ENV="$_venv"
 set +euo pipefail

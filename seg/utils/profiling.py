@@ -1,8 +1,9 @@
 """Measurement helpers shared by the benchmarks (printed numbers, never asserted in tests)."""
 import statistics
 import time
-from typing import Callable, List
+from typing import Callable, List, Optional
 
+import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -26,3 +27,12 @@ def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
         fn()
         times.append((time.perf_counter() - start) * 1e3)
     return statistics.median(times)
+
+
+def prepare_benchmark(threads: Optional[int] = None, seed: int = 0) -> None:
+    """Common benchmark setup: CPU thread count, reproducible inputs, and attention run through
+    ops FlopCounterMode can see (the fused fast path of nn.MultiheadAttention is invisible to it)."""
+    if threads:
+        torch.set_num_threads(threads)
+    torch.backends.mha.set_fastpath_enabled(False)
+    torch.manual_seed(seed)

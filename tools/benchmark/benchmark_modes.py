@@ -30,7 +30,7 @@ from rich.table import Table
 import seg  # noqa: F401  (registration)
 from seg.models import VideoSegDataPreprocessor
 from seg.registry import MODELS
-from seg.utils.profiling import gflops, median_ms
+from seg.utils.profiling import gflops, median_ms, prepare_benchmark
 from seg.structures import build_prompts
 
 REPO = Path(__file__).resolve().parents[2]
@@ -100,11 +100,7 @@ def streaming_vos(model, img: torch.Tensor) -> Callable[[], object]:
 @torch.no_grad()
 def main() -> None:
     args = parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    # the fused inference fast path of nn.MultiheadAttention is invisible to FlopCounterMode
-    torch.backends.mha.set_fastpath_enabled(False)
-    torch.manual_seed(0)
+    prepare_benchmark(args.threads)
     img = torch.randint(0, 256, (3, args.height, args.width), dtype=torch.uint8)
     click = build_prompts(points=[[[args.width // 2, args.height // 2]]], point_labels=[[1]])
 

@@ -16,7 +16,7 @@ from rich.table import Table
 from torch import nn
 
 from seg.models.backbones.modules import TokenPruner
-from seg.utils.profiling import gflops, median_ms
+from seg.utils.profiling import gflops, median_ms, prepare_benchmark
 
 
 def parse_args() -> argparse.Namespace:
@@ -48,11 +48,7 @@ def parse_args() -> argparse.Namespace:
 @torch.no_grad()
 def main() -> None:
     args = parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    # the fused inference fast path of nn.TransformerEncoderLayer is invisible to FlopCounterMode
-    torch.backends.mha.set_fastpath_enabled(False)
-    torch.manual_seed(0)
+    prepare_benchmark(args.threads)
     n = (args.height // args.stride) * (args.width // args.stride)
     tokens = torch.randn(1, n, args.dim)
     block = nn.TransformerEncoderLayer(args.dim, args.heads, 4 * args.dim, dropout=0.0,
