@@ -34,3 +34,4 @@ param_scheduler[1].update(end=max_iters)
 optim_wrapper.optimizer.lr = 1e-3
 optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult = 1.0  # random-init backbone: train it
 default_hooks.checkpoint.update(interval=max_iters, max_keep_ckpts=1)
+randomness = dict(seed=0)  # the quickstart's numbers are reproducible
