@@ -4,7 +4,7 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
-from mmengine.model import BaseModule
+from mmengine.model import BaseModule, constant_init
 
 from seg.registry import MODELS
 from .dynamic_query_stage import attend_to, build_attention
@@ -45,17 +45,12 @@ class MemoryCrossAttention(BaseModule):
         self.norm_memory = nn.LayerNorm(embed_dim)
         self.attn = build_attention(attention, embed_dim, num_heads)
         self.out_proj = nn.Linear(embed_dim, embed_dim)
-        self._zero_out_proj()
+        constant_init(self.out_proj, 0)
 
     def init_weights(self) -> None:
         # whatever init_cfg draws, reading the memory must start as the identity
         super().init_weights()
-        self._zero_out_proj()
-
-    @torch.no_grad()
-    def _zero_out_proj(self) -> None:
-        self.out_proj.weight.zero_()
-        self.out_proj.bias.zero_()
+        constant_init(self.out_proj, 0)
 
     def forward(self, query: torch.Tensor, memory: torch.Tensor, valid: torch.Tensor,
                 age: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import torch
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule, build_activation_layer, build_norm_layer
-from mmengine.model import BaseModule
+from mmengine.model import BaseModule, constant_init
 from torch import Tensor, nn
 from torchvision.ops import DeformConv2d
 
@@ -28,8 +28,7 @@ class _DeformConvBlock(nn.Module):
         super().__init__()
         # zero offsets at init: the block starts as a regular 3x3 conv and learns where to look
         self.offset = nn.Conv2d(channels, 2 * 3 * 3, 3, padding=1)
-        nn.init.zeros_(self.offset.weight)
-        nn.init.zeros_(self.offset.bias)
+        constant_init(self.offset, 0)
         self.conv = DeformConv2d(channels, channels, 3, padding=1, bias=False)
         self.norm = build_norm_layer(norm_cfg, channels)[1]
         self.act = build_activation_layer(act_cfg)
@@ -140,17 +139,12 @@ class MaskStateRefiner(BaseModule):
             for _ in range(num_layers - 1)
         ])
         self.out_conv = nn.Conv2d(hidden_channels, 1, 3, padding=1)
-        self._zero_out_conv()
+        constant_init(self.out_conv, 0)
 
     def init_weights(self) -> None:
         # whatever init_cfg draws, the refiner must start as the identity
         super().init_weights()
-        self._zero_out_conv()
-
-    @torch.no_grad()
-    def _zero_out_conv(self) -> None:
-        self.out_conv.weight.zero_()
-        self.out_conv.bias.zero_()
+        constant_init(self.out_conv, 0)
 
     def forward(self, feat: Tensor, mask_logits: Tensor) -> Tensor:
         if feat.dim() != 4 or feat.shape[1] != self.feat_channels:

@@ -4,6 +4,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from mmdet.models.layers import SinePositionalEncoding
+from mmengine.model import constant_init
 from torch import Tensor, nn
 
 from seg.registry import MODELS
@@ -99,8 +100,7 @@ class TokenFusionModule(nn.Module):
         self.geom_queries_sem = (_CrossAttentionLayer(embed_dim, num_heads, ffn_ratio, attention)
                                  if direction in ('geom_queries_sem', 'both') else None)
         self.out_proj = nn.Linear(embed_dim, sem_channels)
-        nn.init.zeros_(self.out_proj.weight)
-        nn.init.zeros_(self.out_proj.bias)
+        constant_init(self.out_proj, 0)
 
     def forward(self,
                 sem: Tensor,
