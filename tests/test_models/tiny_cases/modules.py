@@ -1,5 +1,5 @@
 """Tiny cases for the stand-alone FastSAM2 modules (token pruner/fusion, low-rank attention,
-TaskRouter, StreamingMemory, PromptFusion, DPSR loss)."""
+TaskRouter, StreamingMemory, PromptFusion, DPSR loss, SAM2 distillation loss)."""
 import torch
 from torch import nn
 
@@ -44,6 +44,16 @@ def _attend(m) -> torch.Tensor:
              key_padding_mask=pad)
 
 
+def _distill(m) -> dict:
+    """Both pairs (teacher map larger, then smaller than the student's): each W gets a gradient."""
+    feats = {'stage2': torch.randn(2, 6, 8, 8, requires_grad=True),
+             'neck': torch.randn(2, 4, 16, 16, requires_grad=True)}
+    teacher = [torch.randn(2, 10, 12, 12), torch.randn(2, 12, 6, 6)]
+    return {**m.feature_loss(feats, teacher),
+            **m.mask_loss(torch.randn(3, 8, 8, requires_grad=True), torch.randn(3, 16, 16),
+                          torch.tensor([True, False, True]))}
+
+
 CASES = {
     'TokenPruner': TinyCase(dict(type='TokenPruner', keep_ratio=0.5, embed_dim=8), _prune),
     'TokenPruner[saliency]': TinyCase(
@@ -71,4 +81,10 @@ CASES = {
         dict(type='DPSRLoss', lambda_mask=1.0, lambda_feat=0.5),
         lambda m: m(torch.randn(3, 8, 8), torch.randn(3, 8, 8, requires_grad=True), torch.randn(3, 4),
                     torch.randn(3, 4, requires_grad=True), torch.tensor([True, False, True]))),
+    'SAM2DistillLoss': TinyCase(
+        dict(type='SAM2DistillLoss', temperature=2.0,
+             pairs=[dict(student='stage2', teacher=0, student_channels=6, teacher_channels=10),
+                    dict(student='neck', teacher=1, student_channels=4, teacher_channels=12,
+                         weight=0.5)]),
+        _distill),
 }
