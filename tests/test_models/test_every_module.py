@@ -1,5 +1,6 @@
 """timm-style sweep: every module ``seg`` registers in MODELS builds from a tiny config and runs
-forward + backward on CPU with finite outputs and a gradient for every trainable parameter."""
+forward + backward on CPU with finite outputs and a gradient for every trainable parameter (a case
+declared frozen instead checks that nothing is trainable or builds a graph)."""
 import pytest
 import torch
 import torch.nn as nn
@@ -52,8 +53,16 @@ def test_forward_backward(name):
             assert torch.isfinite(t).all(), f'{name}: non-finite output'
     if not isinstance(module, nn.Module):
         return
-    trainable = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    params = dict(module.named_parameters())
+    trainable = [(n, p) for n, p in params.items() if p.requires_grad]
+    if case.frozen:
+        assert params and not trainable, f'{name}: a frozen module has parameters, none trainable'
+        assert not any(m.training for m in module.modules()), f'{name}: train() left eval mode'
+        assert not any(t.requires_grad for t in tensors), f'{name}: a frozen module returned a graph'
+        return
     if not trainable:
+        # parameter-free modules (routers, losses, preprocessors); frozen ones must say so
+        assert not params, f'{name}: no trainable parameter; declare the case frozen=True if intended'
         return
     loss = sum(t.float().sum() for t in tensors if t.requires_grad)
     assert torch.is_tensor(loss) and loss.requires_grad, f'{name}: outputs carry no graph'

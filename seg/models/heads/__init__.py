@@ -1,8 +1,9 @@
 from .dynamic_query_stage import DynamicQueryStage, QueryAdaptor
+from .iou_head import QueryIoUHead
 from .memory_cross_attention import MemoryCrossAttention
 from .prompt_pooling import PromptPooling
 from .rapsam_head import HeadOutput, RapSAMVideoHead, StepOutput
 from .sam_prompt_encoder import PromptTokens, SAMPromptEncoder
 
-__all__ = ['DynamicQueryStage', 'QueryAdaptor', 'MemoryCrossAttention', 'PromptPooling',
-           'HeadOutput', 'RapSAMVideoHead', 'StepOutput', 'PromptTokens', 'SAMPromptEncoder']
+__all__ = ['DynamicQueryStage', 'QueryAdaptor', 'QueryIoUHead', 'MemoryCrossAttention',
+           'PromptPooling', 'HeadOutput', 'RapSAMVideoHead', 'StepOutput', 'PromptTokens', 'SAMPromptEncoder']

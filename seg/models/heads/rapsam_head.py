@@ -1,7 +1,9 @@
 """RapSAM decoder head: shared object/prompt queries over a clip, adaptors, and training losses."""
+import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import torch
 import torch.nn as nn
@@ -13,6 +15,7 @@ from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 
 from seg.registry import MODELS, TASK_UTILS
+from .iou_head import grid_mask_iou
 from .sam_prompt_encoder import PromptTokens
 
 
@@ -29,11 +32,17 @@ class StepOutput:
     # class embeddings (the CLIP text space ``classify`` compares with the class names)
     obj_cls_embed: Optional[torch.Tensor] = None  # [B, Q, Dt]
     prm_cls_embed: Optional[torch.Tensor] = None  # [N, Dt]
+    # predicted IoU (0..1) of each prompt query's thresholded mask with its object, over all frames;
+    # set on output steps only (the final step and the prompt exits), with an ``iou_head``
+    prm_iou: Optional[torch.Tensor] = None     # [N]
 
 
 @dataclass
 class HeadOutput:
     steps: List[StepOutput] = field(default_factory=list)  # stages..., then the adaptor output
+    # routed prompt exits: depth d -> the prompt output formed after stage d exactly as a decode
+    # with ``num_stages=d`` forms its final step (prompt entries only)
+    exits: Dict[int, StepOutput] = field(default_factory=dict)
 
     @property
     def final(self) -> StepOutput:
@@ -57,7 +66,13 @@ class RapSAMVideoHead(BaseModule):
         memory_reader: FastSAM2 streaming VOS (None: off): the config of the module that conditions
             a tracked object's query on its ``StreamingMemory`` entries (``MemoryCrossAttention``;
             ``embed_dim``, ``memory_dim`` = ``text_dim`` and ``num_heads`` are filled in).
+        iou_head: the config of the mask-quality head (``QueryIoUHead``; ``in_channels`` is filled
+            in) predicting ``prm_iou`` from the output prompt queries, or None (off). Its input query
+            is not detached (as in SAM): the IoU loss also shapes the decoder's prompt queries, but
+            never the mask logits (its target is detached).
         loss_cls / loss_mask / loss_dice: mmdet loss configs; prompt queries reuse mask+dice losses.
+        loss_iou: the loss of ``prm_iou`` against the IoU of the thresholded predicted mask with its
+            target (``grid_mask_iou``); default MSE with weight 1.0, as SAM.
         loss_dpsr: FastSAM2 DPSR temporal loss on video batches (None: off), e.g.
             ``dict(type='DPSRLoss', lambda_mask=1.0, lambda_feat=1.0)``; see ``loss``.
         train_cfg: ``num_points``, ``oversample_ratio``, ``importance_sample_ratio`` (point-sampled
@@ -79,9 +94,11 @@ class RapSAMVideoHead(BaseModule):
                  panoptic_adaptor: Optional[dict] = dict(type='QueryAdaptor'),
                  prompt_adaptor: Optional[dict] = dict(type='QueryAdaptor'),
                  memory_reader: Optional[dict] = None,
+                 iou_head: Optional[dict] = dict(type='QueryIoUHead'),
                  loss_cls: Optional[dict] = None,
                  loss_mask: Optional[dict] = None,
                  loss_dice: Optional[dict] = None,
+                 loss_iou: Optional[dict] = None,
                  loss_dpsr: Optional[dict] = None,
                  no_object_weight: float = 0.1,
                  train_cfg: Optional[dict] = None,
@@ -108,6 +125,8 @@ class RapSAMVideoHead(BaseModule):
         self.memory_reader = None if memory_reader is None else MODELS.build(
             {**dict(type='MemoryCrossAttention', embed_dim=c, memory_dim=text_dim,
                     num_heads=num_heads), **memory_reader})
+        self.iou_head = None if iou_head is None else MODELS.build(
+            {**dict(type='QueryIoUHead', in_channels=c), **iou_head})
         # Classes are CLIP text embeddings of the class names (filled by the detector, frozen) plus a
         # learnable "no object" embedding; a learnable temperature scales the cosine similarities.
         self.register_buffer('class_text_embeds', torch.zeros(self.num_classes, text_dim))
@@ -123,6 +142,7 @@ class RapSAMVideoHead(BaseModule):
         self.loss_dice = MODELS.build(loss_dice or dict(
             type='mmdet.DiceLoss', use_sigmoid=True, activate=True, reduction='mean',
             naive_dice=True, eps=1.0, loss_weight=5.0))
+        self.loss_iou = MODELS.build(loss_iou or dict(type='mmdet.MSELoss', loss_weight=1.0))
         self.loss_dpsr = None if loss_dpsr is None else MODELS.build(loss_dpsr)
         self.class_weight = class_weight
         self.train_cfg = dict(num_points=12544, oversample_ratio=3.0, importance_sample_ratio=0.75)
@@ -156,7 +176,8 @@ class RapSAMVideoHead(BaseModule):
     # ------------------------------------------------------------------ forward
     def forward(self, feats: torch.Tensor, prompts: Optional[PromptTokens] = None,
                 run_objects: bool = True, num_stages: Optional[int] = None,
-                mask_refiner: Optional[nn.Module] = None) -> HeadOutput:
+                mask_refiner: Optional[nn.Module] = None,
+                prompt_exits: Sequence[int] = ()) -> HeadOutput:
         """Decode a batch of clips.
 
         Args:
@@ -165,13 +186,14 @@ class RapSAMVideoHead(BaseModule):
             run_objects: run the object queries (panoptic / video instances).
             num_stages: run only the first stages (TaskRouter); default all.
             mask_refiner: applied to the final mask logits (see ``decode``).
+            prompt_exits: routed prompt exits to form as well (see ``decode``).
         """
         self._check_feats(feats)
         objects = self.init_object_queries(feats) if run_objects else None
         prm = None
         if prompts is not None and prompts.num_prompts > 0:
             prm = self.init_prompt_queries(prompts, feats)
-        return self.decode(feats, objects, prm, num_stages, mask_refiner)
+        return self.decode(feats, objects, prm, num_stages, mask_refiner, prompt_exits)
 
     def init_object_queries(self, feats: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """The learned object queries ``[B, Q, C]`` and their initial masks ``[B, Q, T, h, w]``."""
@@ -190,8 +212,12 @@ class RapSAMVideoHead(BaseModule):
                objects: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
                prompts: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None,
                num_stages: Optional[int] = None,
-               mask_refiner: Optional[nn.Module] = None) -> HeadOutput:
+               mask_refiner: Optional[nn.Module] = None,
+               prompt_exits: Sequence[int] = ()) -> HeadOutput:
         """Run the shared stages, then the task adaptors, on given initial queries.
+
+        The output step (the last one) is formed from the last stage run: the task adaptors (a task
+        without one keeps the stage's prediction), then ``mask_refiner``, then the IoU head.
 
         Args:
             feats: ``[B, C, T, h, w]``.
@@ -202,15 +228,21 @@ class RapSAMVideoHead(BaseModule):
             num_stages: run only the first stages (TaskRouter); default all.
             mask_refiner: a ``MaskStateRefiner``-like module ``(feat [B', C, h, w], mask logits
                 [B', Q, h, w]) -> logits``, applied frame by frame to the final step's masks.
+            prompt_exits: depths d (1 <= d < stages run) after which the prompt queries also form
+                an output step, exactly as a decode with ``num_stages=d`` forms its final prompt
+                predictions (prompt adaptor, refiner, IoU head): ``HeadOutput.exits[d]``, prompt
+                entries only. Training supervises them so that every depth the TaskRouter routes
+                prompts to is trained. Without prompt queries there are no exits.
         """
         self._check_feats(feats)
         n_stages = self.num_stages if num_stages is None else num_stages
         if not 1 <= n_stages <= self.num_stages:
             raise ValueError(f'num_stages must be in 1..{self.num_stages}, got {n_stages}')
+        exits = self._check_exits(prompt_exits, n_stages)
         obj_q, obj_m = objects if objects is not None else (None, None)
         prm_q, prm_m, prm_valid = prompts if prompts is not None else (None, None, None)
         out = HeadOutput()
-        for stage in self.stages[:n_stages]:
+        for depth, stage in enumerate(self.stages[:n_stages], start=1):
             step = StepOutput()
             if obj_q is not None:
                 obj_q, obj_m, cls = stage(obj_q, feats, obj_m)
@@ -218,19 +250,55 @@ class RapSAMVideoHead(BaseModule):
             if prm_q is not None:
                 prm_q, prm_m, cls = stage(prm_q, feats, prm_m, prm_valid)
                 self._set_prompts(step, prm_q, prm_m, cls, prm_valid)
+                if depth in exits:
+                    prompt_only = dataclasses.replace(step, obj_cls=None, obj_mask=None,
+                                                      obj_query=None, obj_cls_embed=None)
+                    out.exits[depth] = self._output_step(prompt_only, feats, None, None,
+                                                         (prm_q, prm_m, prm_valid), mask_refiner)
             out.steps.append(step)
+        final = self._output_step(out.steps[-1], feats, obj_q, obj_m,
+                                  None if prm_q is None else (prm_q, prm_m, prm_valid), mask_refiner)
         if self.panoptic_adaptor is not None or self.prompt_adaptor is not None:
-            # a task without its adaptor keeps the last stage's prediction
-            step = StepOutput(**vars(out.steps[-1]))
-            if obj_q is not None and self.panoptic_adaptor is not None:
-                self._set_objects(step, *self.panoptic_adaptor(obj_q, feats, obj_m))
-            if prm_q is not None and self.prompt_adaptor is not None:
+            out.steps.append(final)
+        else:  # no adaptor step: the last stage is the output
+            out.steps[-1] = final
+        return out
+
+    def _output_step(self, step: StepOutput, feats: torch.Tensor, obj_q: Optional[torch.Tensor],
+                     obj_m: Optional[torch.Tensor],
+                     prompts: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+                     mask_refiner: Optional[nn.Module]) -> StepOutput:
+        """The output formed from a stage's ``step`` and the queries / masks it produced: task
+        adaptors (a task without one keeps the stage's prediction), refiner, IoU head. One function
+        for the final step and the prompt exits, so an exit is exactly the routed inference output."""
+        step = StepOutput(**vars(step))
+        prm_valid = None
+        if obj_q is not None and self.panoptic_adaptor is not None:
+            self._set_objects(step, *self.panoptic_adaptor(obj_q, feats, obj_m))
+        if prompts is not None:
+            prm_q, prm_m, prm_valid = prompts
+            if self.prompt_adaptor is not None:
                 self._set_prompts(step, *self.prompt_adaptor(prm_q, feats, prm_m, prm_valid),
                                   prm_valid)
-            out.steps.append(step)
         if mask_refiner is not None:
-            out.steps[-1] = self._refine(out.steps[-1], feats, mask_refiner, prm_valid)
-        return out
+            step = self._refine(step, feats, mask_refiner, prm_valid)
+        if self.iou_head is not None and step.prm_query is not None:
+            step.prm_iou = self.iou_head(step.prm_query)
+        return step
+
+    @staticmethod
+    def _check_exits(prompt_exits: Sequence[int], n_stages: int) -> Set[int]:
+        if isinstance(prompt_exits, numbers.Integral):
+            raise ValueError(f'prompt_exits must be a sequence of stage depths, got the single '
+                             f'value {prompt_exits!r} (use [{prompt_exits!r}])')
+        exits = list(prompt_exits)
+        bad = [d for d in exits if isinstance(d, bool) or not isinstance(d, numbers.Integral)
+               or not 1 <= d < n_stages]
+        if bad:
+            raise ValueError(f'prompt_exits must be stage depths in 1..{n_stages - 1} (before the '
+                             f'last of the {n_stages} stages run; that one is the final output), '
+                             f'got {bad} in {exits}')
+        return {int(d) for d in exits}
 
     def _set_objects(self, step: StepOutput, q: torch.Tensor, m: torch.Tensor,
                      cls: torch.Tensor) -> None:
@@ -312,7 +380,12 @@ class RapSAMVideoHead(BaseModule):
              prompt_targets: Optional[torch.Tensor] = None,
              prompts: Optional[PromptTokens] = None,
              feats: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
-        """Deeply supervised losses over every decoder step (the last one unprefixed).
+        """Deeply supervised losses over every decoder step (the last one unprefixed), and the
+        prompt losses of every routed exit (``exit{d}.loss_prompt_*``; no object losses there).
+
+        Prompt losses: ``loss_prompt_cls`` / ``_mask`` / ``_dice``, and ``loss_prompt_iou`` on a
+        step that carries ``prm_iou`` (output steps with an ``iou_head``): ``loss_iou`` of the
+        predicted IoU against ``grid_mask_iou`` of the step's masks with their targets (detached).
 
         With ``loss_dpsr`` and clips (T > 1), the final step adds ``loss_dpsr_mask`` /
         ``loss_dpsr_feat``: for every pair of consecutive frames of a tracked object (a prompt with
@@ -341,9 +414,12 @@ class RapSAMVideoHead(BaseModule):
                 if last:
                     matches = assigned
             if step.prm_mask is not None and prompt_targets is not None:
-                cls_l, mask_l, dice_l = self._prompt_loss(step, targets, prompt_targets, prompts)
-                losses.update({f'{prefix}loss_prompt_cls': cls_l, f'{prefix}loss_prompt_mask': mask_l,
-                               f'{prefix}loss_prompt_dice': dice_l})
+                losses.update({prefix + k: v for k, v in
+                               self._prompt_loss(step, targets, prompt_targets, prompts).items()})
+        if prompt_targets is not None:
+            for depth, step in sorted(out.exits.items()):
+                losses.update({f'exit{depth}.{k}': v for k, v in
+                               self._prompt_loss(step, targets, prompt_targets, prompts).items()})
         final = out.final
         mask = final.obj_mask if final.obj_mask is not None else final.prm_mask
         if self.loss_dpsr is not None and mask is not None and mask.shape[-3] > 1:
@@ -428,11 +504,16 @@ class RapSAMVideoHead(BaseModule):
         return labels, pos, pos_gt
 
     def _prompt_loss(self, step: StepOutput, targets: List[InstanceData], prompt_targets: torch.Tensor,
-                     prompts: PromptTokens) -> tuple:
+                     prompts: PromptTokens) -> Dict[str, torch.Tensor]:
+        """``loss_prompt_{cls,mask,dice}`` (and ``loss_prompt_iou`` where the step has ``prm_iou``)
+        of the prompts with a target."""
         keep = prompt_targets >= 0
         if not keep.any():
             zero = step.prm_mask.sum() * 0
-            return zero, zero, zero
+            losses = dict(loss_prompt_cls=zero, loss_prompt_mask=zero, loss_prompt_dice=zero)
+            if step.prm_iou is not None:
+                losses['loss_prompt_iou'] = step.prm_iou.sum() * 0
+            return losses
         b_idx, rows = prompts.batch_index[keep], prompt_targets[keep]
         mask_t = torch.stack([targets[b].masks[r] for b, r in zip(b_idx.tolist(), rows.tolist())])
         label_t = torch.stack([targets[b].labels[r] for b, r in zip(b_idx.tolist(), rows.tolist())])
@@ -440,7 +521,11 @@ class RapSAMVideoHead(BaseModule):
         loss_cls = F.cross_entropy(step.prm_cls[keep][:, :self.num_classes], label_t) \
             * self.loss_cls.loss_weight
         loss_mask, loss_dice = self._mask_losses(step.prm_mask[keep], mask_t)
-        return loss_cls, loss_mask, loss_dice
+        losses = dict(loss_prompt_cls=loss_cls, loss_prompt_mask=loss_mask, loss_prompt_dice=loss_dice)
+        if step.prm_iou is not None:
+            losses['loss_prompt_iou'] = self.loss_iou(step.prm_iou[keep],
+                                                      grid_mask_iou(step.prm_mask[keep], mask_t))
+        return losses
 
     def _mask_losses(self, preds: torch.Tensor, gts: torch.Tensor) -> tuple:
         """Point-sampled (importance sampling, Mask2Former-style) BCE + Dice for matched masks

@@ -1,8 +1,13 @@
-"""RapSAMVideoHead: routed decoding (stages / query sets), the final-step mask refiner, DPSR."""
+"""RapSAMVideoHead: routed decoding (stages / query sets), routed prompt exits, the IoU head, the
+final-step mask refiner, DPSR."""
+from types import SimpleNamespace
+
 import pytest
 import torch
 from mmengine.structures import InstanceData
 
+from seg.models.heads import HeadOutput, StepOutput
+from seg.models.heads.iou_head import grid_mask_iou
 from seg.models.necks import MaskStateRefiner
 from seg.registry import MODELS
 from tests.test_models.tiny_cases.heads import C, HEAD, TEXT, _prompts
@@ -130,3 +135,160 @@ def test_frame_embeddings_pool_the_feature_under_each_frame_mask():
     # sum over the mask / (area + 1), like the decoder stages' pooling
     torch.testing.assert_close(emb[0, 0], torch.full((C, ), 8 / 9))
     torch.testing.assert_close(emb[0, 1], torch.full((C, ), 24 / 9))
+
+
+def _active_refiner() -> MaskStateRefiner:
+    """A refiner that changes the masks (its output conv is zero, i.e. identity, at init)."""
+    refiner = MaskStateRefiner(feat_channels=C, hidden_channels=4)
+    torch.nn.init.normal_(refiner.out_conv.weight, std=0.5)
+    return refiner
+
+
+@pytest.mark.parametrize('prompt_adaptor', ['default', None])
+def test_prompt_exit_is_exactly_the_routed_inference_output_at_that_depth(prompt_adaptor):
+    kwargs = dict(num_stages=3) if prompt_adaptor else dict(num_stages=3, prompt_adaptor=None)
+    head = _head(**kwargs)
+    feats = torch.randn(2, C, 2, 8, 8)
+    tokens = _tokens(head, feats)
+    refiner = _active_refiner()
+    with torch.no_grad():
+        full = head(feats, tokens, mask_refiner=refiner, prompt_exits=[2, 1])
+        plain = head(feats, tokens, mask_refiner=refiner)
+        for d in (1, 2):
+            # what the TaskRouter's inference runs when it routes prompts to d stages
+            routed = head(feats, tokens, run_objects=False, num_stages=d, mask_refiner=refiner).final
+            exit_d = full.exits[d]
+            for name in ('prm_mask', 'prm_cls', 'prm_iou', 'prm_query', 'prm_cls_embed'):
+                assert torch.equal(getattr(exit_d, name), getattr(routed, name)), (d, name)
+            assert exit_d.obj_mask is None and exit_d.obj_cls is None
+    # the exits are real alternatives to the final output, which they leave unchanged
+    assert not torch.allclose(full.exits[1].prm_mask, full.final.prm_mask)
+    assert len(full.steps) == len(plain.steps)
+    for a, b in zip(full.steps, plain.steps):
+        assert torch.equal(a.prm_mask, b.prm_mask) and torch.equal(a.obj_mask, b.obj_mask)
+
+
+def test_exits_only_at_requested_depths_and_bad_depths_raise():
+    head = _head(num_stages=3)
+    feats = torch.randn(2, C, 1, 8, 8)
+    tokens = _tokens(head, feats)
+    adaptor_calls = []
+    head.prompt_adaptor.register_forward_hook(lambda *_: adaptor_calls.append(1))
+    assert set(head(feats, tokens, prompt_exits=[1]).exits) == {1}
+    assert len(adaptor_calls) == 2  # the exit and the final step
+    assert head(feats, tokens).exits == {}
+    assert head(feats, None, prompt_exits=[1]).exits == {}  # no prompt queries: nothing to exit
+    for bad in ([0], [3], [2, 4], [1.5], [True]):
+        with pytest.raises(ValueError, match=r'prompt_exits must be stage depths in 1\.\.2'):
+            head(feats, tokens, prompt_exits=bad)
+    with pytest.raises(ValueError, match=r'prompt_exits must be stage depths in 1\.\.1'):
+        head(feats, tokens, num_stages=2, prompt_exits=[2])  # depth 2 is that decode's output
+    with pytest.raises(ValueError, match='a sequence of stage depths'):
+        head(feats, tokens, prompt_exits=1)
+
+
+def _image_loss(head, feats, **forward_kwargs):
+    tokens = _tokens(head, feats, mask_prompt=False)
+    out = head(feats, tokens, **forward_kwargs)
+    return out, head.loss(out, _clip_targets(feats.shape[2]), torch.tensor([0, 1]), tokens, feats=feats)
+
+
+def test_exit_losses_supervise_the_prompt_path_up_to_their_depth():
+    head = _head(num_stages=3).train()
+    _, losses = _image_loss(head, torch.randn(2, C, 1, 8, 8), prompt_exits=[1, 2])
+    exit_keys = {k for k in losses if k.startswith('exit')}
+    assert exit_keys == {f'exit{d}.loss_prompt_{n}' for d in (1, 2)
+                         for n in ('cls', 'mask', 'dice', 'iou')}
+    assert all(torch.isfinite(v) for v in losses.values())
+    # the IoU is predicted on output steps only: final and exits, not the deep-supervision stages
+    assert 'loss_prompt_iou' in losses and not any(k.startswith('d') and k.endswith('iou')
+                                                   for k in losses)
+    # exit 1 is formed after stage 1: its losses train stage 0 and the prompt adaptor, no later stage
+    (losses['exit1.loss_prompt_mask'] + losses['exit1.loss_prompt_dice']).backward()
+    grads = {name: any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.parameters())
+             for name, m in (('stage0', head.stages[0]), ('stage1', head.stages[1]),
+                             ('stage2', head.stages[2]), ('adaptor', head.prompt_adaptor))}
+    assert grads == dict(stage0=True, stage1=False, stage2=False, adaptor=True)
+
+
+def test_iou_head_predicts_one_unit_range_score_per_prompt_and_can_be_off():
+    head = _head()
+    feats = torch.randn(2, C, 3, 8, 8)
+    out = head(feats, _tokens(head, feats))
+    iou = out.final.prm_iou
+    assert iou.shape == (2, ) and ((iou >= 0) & (iou <= 1)).all()
+    assert all(s.prm_iou is None for s in out.steps[:-1])
+    off = _head(iou_head=None).train()
+    out, losses = _image_loss(off, torch.randn(2, C, 1, 8, 8))
+    assert out.final.prm_iou is None and not any('iou' in k for k in losses)
+    with pytest.raises(ValueError, match=r'QueryIoUHead expects queries \[N, 16\]'):
+        head.iou_head(torch.randn(2, 3, C))
+
+
+def test_iou_loss_trains_the_iou_head_and_queries_but_not_the_mask_logits():
+    head = _head().train()
+    feats = torch.randn(2, C, 1, 8, 8)
+    tokens = _tokens(head, feats, mask_prompt=False)
+    out = head(feats, tokens)
+    out.final.prm_mask.retain_grad()
+    losses = head.loss(out, _clip_targets(1), torch.tensor([0, 1]), tokens)
+    losses['loss_prompt_iou'].backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.iou_head.parameters())
+    # the target IoU is detached: no gradient to the mask logits or the layer that only makes them
+    assert out.final.prm_mask.grad is None
+    assert all(p.grad is None for p in head.prompt_adaptor.mask_embed.parameters())
+    # the query is not detached (as in SAM): the decoder learns quality-aware prompt queries
+    assert head.prompt_adaptor.ffn[0].weight.grad.abs().sum() > 0
+
+
+def _iou_case():
+    """Five objects whose predicted mask is the top half of the 8x8 grid (rows 0-3, i.e. rows 0-15
+    of the 32x32 input) and whose targets overlap it by a known IoU."""
+    pred = torch.full((5, 1, 8, 8), -10.0)
+    pred[:, :, :4] = 10.0
+    targets = torch.zeros(5, 1, H, W, dtype=torch.bool)
+    for i, (r0, r1) in enumerate([(0, 16), (8, 24), (16, 32), (0, 8), (0, 14)]):
+        targets[i, :, r0:r1] = True
+    # |P| = 512 px; IoU = inter / (512 + |T| - inter); row 14 is not on a cell boundary
+    return pred, targets, torch.tensor([1.0, 256 / 768, 0.0, 0.5, 448 / 512])
+
+
+def test_grid_iou_is_the_full_resolution_iou_of_the_upsampled_prediction():
+    pred, targets, known = _iou_case()
+    torch.testing.assert_close(grid_mask_iou(pred, targets), known)
+    # random masks over clip frames, against the brute-force full-resolution IoU
+    pred = torch.randn(4, 3, 8, 8)
+    targets = torch.rand(4, 3, H, W) > 0.6
+    up = (pred > 0).repeat_interleave(4, dim=-2).repeat_interleave(4, dim=-1)
+    inter = (up & targets).flatten(1).sum(1).float()
+    union = (up | targets).flatten(1).sum(1).float()
+    torch.testing.assert_close(grid_mask_iou(pred, targets), inter / union)
+    # nothing predicted and nothing to find is a perfect answer
+    assert grid_mask_iou(torch.full((1, 2, 8, 8), -1.0), torch.zeros(1, 2, H, W)).item() == 1.0
+    with pytest.raises(ValueError, match='must share N and T'):
+        grid_mask_iou(pred, targets[:, :2])
+
+
+def test_iou_head_trained_alone_calibrates_to_the_mask_iou():
+    torch.manual_seed(0)
+    head = _head().train()
+    pred, target_masks, known = _iou_case()
+    queries = torch.randn(5, C)
+    targets = [InstanceData(labels=torch.zeros(5, dtype=torch.long), masks=target_masks)]
+    prompts = SimpleNamespace(batch_index=torch.zeros(5, dtype=torch.long))  # all loss() reads
+    cls = torch.randn(5, head.num_classes + 1)
+    opt = torch.optim.Adam(head.iou_head.parameters(), lr=3e-3)
+
+    def iou_loss():
+        step = StepOutput(prm_cls=cls, prm_mask=pred, prm_query=queries,
+                          prm_iou=head.iou_head(queries))
+        return head.loss(HeadOutput(steps=[step]), targets, torch.arange(5), prompts)['loss_prompt_iou']
+
+    before = (head.iou_head(queries) - known).abs().mean().item()
+    for _ in range(300):
+        opt.zero_grad()
+        iou_loss().backward()
+        opt.step()
+    with torch.no_grad():
+        err = (head.iou_head(queries) - known).abs()
+    assert before > 0.15 and err.max() < 0.05, (before, err)

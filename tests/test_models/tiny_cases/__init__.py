@@ -20,6 +20,9 @@ class TinyCase:
     # Parameters allowed to stay without gradient, by name prefix, with the reason (e.g. a frozen tower
     # used only for text, or a branch the tiny inputs do not reach by design).
     no_grad_ok: Dict[str, str] = field(default_factory=dict)
+    # Frozen by design (a distillation teacher): the module has parameters, none trainable, stays in
+    # eval mode after ``train()`` and returns no graph; checked instead of the backward pass.
+    frozen: bool = False
 
 
 def all_cases() -> Dict[str, TinyCase]:

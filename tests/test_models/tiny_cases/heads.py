@@ -19,12 +19,13 @@ def _prompts():
     return p
 
 
-def _run_head(head, t: int = 1):
+def _run_head(head, t: int = 1, prompt_exits=()):
     head.set_class_embeddings(torch.randn(head.num_classes, TEXT))
     feats = _feats(t=t)
     tokens = head.prompt_encoder([_prompts(), None], [0, 0], feats, (32, 32), [torch.randn(2, TEXT), None])
-    out = head(feats, tokens)
-    return [(s.obj_cls, s.obj_mask, s.prm_cls, s.prm_mask) for s in out.steps]
+    out = head(feats, tokens, prompt_exits=prompt_exits)
+    steps = out.steps + [out.exits[d] for d in sorted(out.exits)]
+    return [(s.obj_cls, s.obj_mask, s.prm_cls, s.prm_mask, s.prm_iou) for s in steps]
 
 
 def _run_stage(stage):
@@ -57,6 +58,9 @@ HEAD = dict(type='RapSAMVideoHead', num_things_classes=3, num_stuff_classes=2, n
 CASES = {
     'RapSAMVideoHead': TinyCase(HEAD, _run_head),
     'RapSAMVideoHead[clip]': TinyCase(HEAD, lambda m: _run_head(m, t=3)),
+    'RapSAMVideoHead[exits]': TinyCase(HEAD, lambda m: _run_head(m, prompt_exits=(1, ))),
+    'QueryIoUHead': TinyCase(dict(type='QueryIoUHead', in_channels=C, hidden_channels=8),
+                             lambda m: m(torch.randn(5, C))),
     'DynamicQueryStage': TinyCase(dict(type='DynamicQueryStage', feat_channels=C, num_heads=2,
                                        ffn_channels=32, cls_channels=TEXT), _run_stage),
     'QueryAdaptor': TinyCase(dict(type='QueryAdaptor', feat_channels=C, num_heads=2, ffn_channels=32,
