@@ -11,10 +11,12 @@ from mmdet.models.detectors import BaseDetector
 from mmdet.structures import DetDataSample, TrackDataSample
 from mmdet.structures.mask import BitmapMasks
 from mmengine.structures import InstanceData
+from torch import nn
 
 from seg.registry import MODELS
-from ..heads.rapsam_head import HeadOutput
+from ..heads.rapsam_head import HeadOutput, StepOutput
 from ..heads.sam_prompt_encoder import PromptTokens
+from ..utils.corrective_clicks import CorrectiveClicks
 from ..utils.memory_adapter import StreamingMemory
 from ..utils.task_router import MODES, RouteDecision
 from .streaming_tracker import StreamingTracker
@@ -24,6 +26,28 @@ CLASS_TEMPLATES = ('a photo of a {}.', 'a photo of the {}.', 'a photo of a small
                    'a photo of a large {}.')
 # mask logits of a tracked object on the frames of a training clip before its prompt
 ABSENT_LOGIT = -20.0
+# the default SAM-style iterative interaction of training (``train_cfg.interactive_rounds``)
+INTERACTIVE_ROUNDS = dict(max_rounds=3, prob=0.5)
+
+
+@dataclasses.dataclass
+class PromptGroup:
+    """The prompts given on one frame of one sample of a batch (``batch`` / ``frame`` indices)."""
+    batch: int
+    frame: int
+    prompts: InstanceData
+
+
+class _Unregistered:
+    """Holds a module without making it a submodule of its owner: it stays out of the owner's
+    ``state_dict``, ``parameters()`` (optimizer, DDP), ``.to()`` and ``.train()``; a deepcopy of
+    the owner (EMA) shares it instead of copying it."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+
+    def __deepcopy__(self, memo: dict) -> '_Unregistered':
+        return self
 
 
 @MODELS.register_module()
@@ -31,20 +55,23 @@ class RapSAM(BaseDetector):
     """Backbone -> YOSO neck -> RapSAM head, for images ``[B, 3, H, W]`` (``DetDataSample``) and clips
     ``[B, T, 3, H, W]`` (``TrackDataSample``).
 
-    A sample whose (first prompted) frame carries ``prompts`` is decoded by its prompt queries
-    (interactive / VOS); otherwise the object queries give panoptic (images) or per-clip instance
-    (video) results. Training runs both: Hungarian-matched object queries and prompt queries
-    supervised by the instance each prompt was drawn from.
+    A sample whose frames carry ``prompts`` is decoded by its prompt queries (interactive / VOS),
+    one query per prompt row, on whichever frame it was given; otherwise the object queries give
+    panoptic (images) or per-clip instance (video) results. Training runs both: Hungarian-matched
+    object queries and prompt queries supervised by the instance each prompt was drawn from.
 
     FastSAM2 switches (all None = the RapSAM baseline):
 
     - ``task_router``: a ``TaskRouter`` consulted once per inference forward (``predict``,
       ``_forward``, ``track_frame``) with the mode, the prompt types present and the number of
       frames; its ``RouteDecision`` sets the decoder stages run, the active query set (prompt /
-      object / both), the backbone's token pruner on/off and the streaming-memory path. Training
-      runs the whole model (every stage and query set: each must learn). Without a router an
-      inference forward runs every stage, the query sets its inputs need and the pruner, and
-      streams when the mode is ``'vos'`` and a memory is configured.
+      object / both), the backbone's token pruner on/off and the streaming-memory path. Without a
+      router an inference forward runs every stage, the query sets its inputs need and the
+      pruner, and streams when the mode is ``'vos'`` and a memory is configured. Training runs
+      every stage and query set, and supervises every depth the router can send prompts to: the
+      prompt exits (``prompt_exits``: the routed depths of the modes using prompt queries, below
+      the head's depth) are decoded and lost too, and clips streamed through the memory run the
+      ``'vos'`` depth.
     - ``mode``: ``'auto'`` infers it per forward: every sample prompted -> ``'vos'`` for clips,
       ``'interactive'`` for images; otherwise ``'panoptic'``. Or fix one of the router's modes.
       May be changed on the built model (``model.mode = 'vos'``).
@@ -54,16 +81,46 @@ class RapSAM(BaseDetector):
       ``StreamingTracker``; the head needs a ``memory_reader``). A fresh memory serves each video.
     - ``mask_refiner``: a ``MaskStateRefiner`` config applied to the final mask logits with the
       neck feature (identity at initialisation).
+    - ``teacher`` + ``distill`` (together): online distillation. ``teacher`` is a frozen teacher
+      config (``SAM2Teacher``), built but not registered as a submodule (outside the state dict,
+      the optimizer, DDP and ``.to()``; it follows the student's device itself); ``distill`` a
+      ``SAM2DistillLoss`` config (its projections train with the model). ``loss`` de-normalises
+      the batch input to 0..255 RGB (the data preprocessor's mean / std; its channel order from
+      ``bgr_to_rgb``: without it the batch is in the loader's BGR order), runs the teacher once
+      on every frame with the final prompts of every prompted frame (after the interactive
+      rounds, mask prompts included) and adds ``feature_loss`` (the backbone's ``distill_feats``
+      plus ``'neck'``, frames flattened) and ``mask_loss`` (the student's mask logits of each
+      prompt row on its frame against the teacher's).
+
+    Prompts on several frames of a clip: every prompted frame's rows are prompt queries given on
+    that frame. Non-streaming, each row is a query of its own (``predict`` reports one instance
+    per object id, the latest prompt of an object winning). Streaming (training with a memory,
+    and ``predict`` / ``track_frame`` routed to it), a prompt adds an object or re-prompts a
+    tracked one: in training an object is the ground-truth row its prompts were drawn from.
 
     Streaming output: ``pred_instances`` per frame (``masks``, ``mask_logits``, ``scores``,
     ``labels``, ``instances_id``) with one row per tracked object. Object ids come from the optional
     ``prompts.obj_ids`` field (long [N]), else from the prompted frame's
     ``gt_instances.instances_ids[prompts.gt_ids]`` (the DAVIS ids), else the next free ints from 1;
-    a prompt with a tracked id re-prompts that object.
+    a prompt with a tracked id re-prompts that object. Prompt instances' ``scores`` are the head's
+    predicted IoU (``prm_iou``) when it has an IoU head, else the top class probability.
+
+    ``train_cfg`` keys:
+
+    - ``interactive_rounds`` (default ``dict(max_rounds=3, prob=0.5)``; None: off): SAM-style
+      iterative interaction. Each prompted frame of a batch, with probability ``prob``, first goes
+      through k ~ U{1..max_rounds} correction rounds without gradient, on the detached neck
+      feature of its frame and the prompt queries alone at the depth the router gives
+      ``'interactive'`` (as the click evaluation decodes): every object drawn from a ground-truth
+      segment and without a mask prompt of its own gets one corrective click
+      (``CorrectiveClicks``: the click evaluation's rule on the mask grid) and, as mask prompt, the
+      previous prediction (``logits > 0`` at input resolution, what ``ModelClickPredictor`` feeds
+      back). The training forward then decodes the corrected prompts.
 
     Args:
         class_names: names of the things then stuff classes; their CLIP text embeddings are the
             classifier weights (computed once, on first use, with the frozen text tower).
+        teacher / distill: see above; one without the other is an error.
     """
 
     def __init__(self,
@@ -76,6 +133,8 @@ class RapSAM(BaseDetector):
                  mode: str = 'auto',
                  memory: Optional[dict] = None,
                  mask_refiner: Optional[dict] = None,
+                 teacher: Optional[dict] = None,
+                 distill: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
@@ -91,7 +150,9 @@ class RapSAM(BaseDetector):
                              f'{head.num_stuff_classes} stuff)')
         self.class_names = list(class_names)
         self.test_cfg = dict(test_cfg or {})
-        self.train_cfg = train_cfg or {}
+        self.train_cfg = dict(train_cfg or {})
+        self.interactive_rounds = self._check_rounds(
+            self.train_cfg.get('interactive_rounds', INTERACTIVE_ROUNDS))
         # instance results take the top (query, class) pairs: there are only num_queries * num_classes
         candidates = head.num_queries * head.num_classes
         if self.test_cfg.get('max_per_image', 100) > candidates:
@@ -103,12 +164,22 @@ class RapSAM(BaseDetector):
         self._class_embeds_ready = False
 
         self.task_router = None if task_router is None else MODELS.build(task_router)
+        # training depths: the prompt exits, the streamed clips' depth, the correction rounds' depth
+        self.prompt_exits: Tuple[int, ...] = ()
+        self._stream_stages = self._interactive_stages = None
         if self.task_router is not None:
-            too_deep = {m: r['num_stages'] for m, r in self.task_router.rules.items()
+            rules = self.task_router.rules
+            too_deep = {m: r['num_stages'] for m, r in rules.items()
                         if r['num_stages'] > head.num_stages}
             if too_deep:
                 raise ValueError(f'task_router rules ask for more decoder stages than the head has '
                                  f'({head.num_stages}): {too_deep}')
+            self.prompt_exits = tuple(sorted(
+                {r['num_stages'] for r in rules.values()
+                 if {r['query_set'], r['unprompted_query_set']} & {'prompt', 'both'}}
+                - {head.num_stages}))
+            self._stream_stages = rules['vos']['num_stages']
+            self._interactive_stages = rules['interactive']['num_stages']
         self.mode = mode
         self._check_mode(mode)
         self.memory_cfg = copy.deepcopy(memory)
@@ -118,9 +189,68 @@ class RapSAM(BaseDetector):
                 raise ValueError('memory= needs the head to read it: set panoptic_head.memory_reader '
                                  "(e.g. dict(type='MemoryCrossAttention'))")
         self.mask_refiner = None if mask_refiner is None else MODELS.build(mask_refiner)
+        self.distill_loss, self._teacher = self._build_distillation(teacher, distill)
+        # the batch is RGB only when the preprocessor converted the loader's BGR images
+        pre = data_preprocessor
+        self._rgb_inputs = bool(pre.get('bgr_to_rgb', False)) if isinstance(pre, dict) else \
+            bool(getattr(self.data_preprocessor, '_channel_conversion', False))
         self.last_decision: Optional[RouteDecision] = None  # of the last inference forward
         self._stream: Optional[StreamingTracker] = None
         self._stream_frames = 0
+
+    @staticmethod
+    def _check_rounds(cfg: Optional[dict]) -> Optional[dict]:
+        if cfg is None:
+            return None
+        unknown = set(cfg) - set(INTERACTIVE_ROUNDS)
+        if unknown:
+            raise ValueError(f'RapSAM: train_cfg.interactive_rounds has unknown key(s) '
+                             f'{sorted(unknown)}; allowed: {sorted(INTERACTIVE_ROUNDS)}')
+        cfg = {**INTERACTIVE_ROUNDS, **cfg}
+        if not isinstance(cfg['max_rounds'], int) or cfg['max_rounds'] < 1:
+            raise ValueError(f'RapSAM: train_cfg.interactive_rounds.max_rounds must be an int >= 1, '
+                             f'got {cfg["max_rounds"]!r}')
+        if not 0 <= cfg['prob'] <= 1:
+            raise ValueError(f'RapSAM: train_cfg.interactive_rounds.prob must be in [0, 1], got '
+                             f'{cfg["prob"]!r}')
+        return cfg
+
+    def _build_distillation(self, teacher: Optional[dict], distill: Optional[dict]
+                            ) -> Tuple[Optional[nn.Module], Optional[_Unregistered]]:
+        """The distillation loss (a submodule: its projections train) and the teacher (held
+        outside the module tree), checked against the student's features."""
+        if (teacher is None) != (distill is None):
+            raise ValueError('RapSAM: teacher= and distill= go together (the teacher is only run '
+                             'to be distilled, and distillation needs a teacher); got only '
+                             f'{"teacher" if teacher is not None else "distill"}')
+        if teacher is None:
+            return None, None
+        loss = MODELS.build(distill)
+        available = {'neck', *getattr(self.backbone, 'distill_keys', ())}
+        unknown = sorted({p['student'] for p in loss.pairs} - available)
+        if unknown:
+            raise ValueError(f'RapSAM: distill pairs name student feature(s) {unknown} that the '
+                             f'model does not store; available: {sorted(available)} (add backbone '
+                             f"features to backbone.distill_keys)")
+        channels = {'neck': getattr(self.neck, 'hidden_dim', None),
+                    **{f'stage{i + 1}': c
+                       for i, c in enumerate(getattr(self.backbone, 'stage_channels', ()))}}
+        for p in loss.pairs:
+            if channels.get(p['student']) not in (None, p['student_channels']):
+                raise ValueError(f'RapSAM: distill pair {p}: student feature {p["student"]!r} has '
+                                 f'{channels[p["student"]]} channels, not {p["student_channels"]}')
+        built = MODELS.build(teacher)
+        levels = list(built.feature_channels)
+        for p in loss.pairs:
+            if p['teacher'] >= len(levels) or levels[p['teacher']] != p['teacher_channels']:
+                raise ValueError(f'RapSAM: distill pair {p} does not match the teacher\'s feature '
+                                 f'levels (channels {levels})')
+        return loss, _Unregistered(built)
+
+    @property
+    def teacher(self) -> Optional[nn.Module]:
+        """The distillation teacher (not a submodule: see the class docstring), or None."""
+        return None if self._teacher is None else self._teacher.module
 
     # ------------------------------------------------------------------ features
     def extract_feat(self, inputs: torch.Tensor, video: bool = False,
@@ -170,25 +300,49 @@ class RapSAM(BaseDetector):
     def _frames(samples: SampleList) -> List[List[DetDataSample]]:
         return [list(s.video_data_samples) if isinstance(s, TrackDataSample) else [s] for s in samples]
 
-    def _encode_prompts(self, frames: List[List[DetDataSample]], feats: torch.Tensor,
-                        input_hw: Tuple[int, int]) -> Tuple[Optional[PromptTokens], List[Optional[int]]]:
-        """Prompts of each sample (its first prompted frame) -> tokens; also returns that frame."""
-        prompts, frame_ids, texts = [], [], []
-        for clip in frames:
-            t = _first_prompted(clip)
-            frame_ids.append(t)
-            p = clip[t].prompts if t is not None else None
-            prompts.append(p)
-            if p is not None and 'texts' in p and any(p.texts):
+    @staticmethod
+    def _prompt_groups(frames: List[List[DetDataSample]]) -> List[PromptGroup]:
+        """Every prompted frame of the batch, in (sample, frame) order."""
+        return [PromptGroup(b, t, f.prompts) for b, clip in enumerate(frames)
+                for t, f in enumerate(clip) if _has_prompts(f)]
+
+    def _text_embeds(self, groups: List[PromptGroup]) -> List[Optional[torch.Tensor]]:
+        """Per group, the frozen text tower's embedding of each row's text (None: no text)."""
+        out = []
+        for g in groups:
+            p = g.prompts
+            if 'texts' in p and any(p.texts):
                 with torch.no_grad():
-                    texts.append(self.backbone.encode_text([s or ' ' for s in p.texts]))
+                    out.append(self.backbone.encode_text([s or ' ' for s in p.texts]))
             else:
-                texts.append(None)
-        if all(p is None for p in prompts):
-            return None, frame_ids
-        tokens = self.panoptic_head.prompt_encoder(prompts, [t or 0 for t in frame_ids], feats,
-                                                   input_hw, texts)
-        return tokens, frame_ids
+                out.append(None)
+        return out
+
+    def _encode_prompts(self, groups: List[PromptGroup], feats: torch.Tensor,
+                        input_hw: Tuple[int, int],
+                        texts: Optional[List[Optional[torch.Tensor]]] = None
+                        ) -> Optional[PromptTokens]:
+        """Prompt groups -> tokens, rows in group order, ``batch_index`` / ``frame_index`` = the
+        group's sample and frame (None without groups).
+
+        Each group is encoded on its own frame's feature of ``feats [B, C, T, h, w]``."""
+        if not groups:
+            return None
+        frame_feats = torch.stack([feats[g.batch, :, g.frame] for g in groups])[:, :, None]
+        tokens = self._encode_frame_prompts([g.prompts for g in groups], frame_feats, input_hw,
+                                            self._text_embeds(groups) if texts is None else texts)
+        group = tokens.batch_index
+        return dataclasses.replace(
+            tokens, batch_index=tokens.batch_index.new_tensor([g.batch for g in groups])[group],
+            frame_index=tokens.frame_index.new_tensor([g.frame for g in groups])[group])
+
+    def _encode_frame_prompts(self, prompts: List[InstanceData], frame_feats: torch.Tensor,
+                              input_hw: Tuple[int, int], texts: List[Optional[torch.Tensor]]
+                              ) -> PromptTokens:
+        """One prompt set per frame feature ``[G, C, 1, h, w]`` -> tokens (``batch_index`` = its
+        frame's index in ``frame_feats``)."""
+        return self.panoptic_head.prompt_encoder(prompts, [0] * len(prompts), frame_feats,
+                                                 input_hw, texts)
 
     # ------------------------------------------------------------------ routing
     def _check_mode(self, mode: str) -> None:
@@ -203,7 +357,7 @@ class RapSAM(BaseDetector):
         prompted = [False] * batch_size
         types: Set[str] = set()
         if frames is not None:
-            prompted = [_first_prompted(clip) is not None for clip in frames]
+            prompted = [any(_has_prompts(f) for f in clip) for clip in frames]
             for clip in frames:
                 for f in clip:
                     if _has_prompts(f):
@@ -284,66 +438,210 @@ class RapSAM(BaseDetector):
     def loss(self, batch_inputs: torch.Tensor, batch_data_samples: SampleList) -> Dict[str, torch.Tensor]:
         self._ensure_class_embeds()
         feats = self._clip_feats(batch_inputs)
+        student_feats = None
+        if self.distill_loss is not None:
+            student_feats = {**self.backbone.distill_feats, 'neck': _frames_first(feats)}
         frames = self._frames(batch_data_samples)
-        tokens, frame_ids = self._encode_prompts(frames, feats, tuple(batch_inputs.shape[-2:]))
-        stream = self.memory_cfg is not None and feats.shape[2] > 1 and tokens is not None
-        out = self.panoptic_head(feats, None if stream else tokens, run_objects=True,
-                                 mask_refiner=self.mask_refiner)
-        if stream:
-            self._stream_prompt_queries(out, feats, tokens, frame_ids)
-        targets, prompt_targets = [], []
-        for clip, t in zip(frames, frame_ids):
-            tgt, row_maps = self._clip_targets(clip, feats.device)
+        input_hw = tuple(batch_inputs.shape[-2:])
+        targets, row_maps = [], []
+        for clip in frames:
+            tgt, maps = self._clip_targets(clip, feats.device)
             if tgt.masks.shape[-2:] != batch_inputs.shape[-2:]:
                 raise ValueError(
                     f'ground-truth masks {tuple(tgt.masks.shape[-2:])} do not match the batch input '
                     f'{tuple(batch_inputs.shape[-2:])}: set pad_mask=True and pad_seg=True in the '
                     'data preprocessor')
             targets.append(tgt)
-            if t is not None:
-                gt_ids = clip[t].prompts.gt_ids.to(feats.device)
-                mapped = torch.full_like(gt_ids, -1)
-                ok = gt_ids >= 0
-                if (gt_ids >= len(row_maps[t])).any():
-                    raise ValueError(
-                        f'prompt gt_ids {gt_ids.tolist()} of {clip[t].metainfo.get("img_path")} point '
-                        f'past the {len(row_maps[t])} ground-truth segments of that frame')
-                mapped[ok] = row_maps[t][gt_ids[ok]]
-                prompt_targets.append(mapped)
-        prompt_targets = torch.cat(prompt_targets) if prompt_targets else None
-        return self.panoptic_head.loss(out, targets, prompt_targets, tokens, feats=feats)
+            row_maps.append(maps)
+        groups = self._prompt_groups(frames)
+        group_targets = [self._group_targets(g, frames, row_maps, feats.device) for g in groups]
+        texts = self._text_embeds(groups)
+        groups = self._interactive_rounds(feats.detach(), groups, group_targets, targets, frames,
+                                          input_hw, texts)
+        tokens = self._encode_prompts(groups, feats, input_hw, texts)
+        stream = self.memory_cfg is not None and feats.shape[2] > 1 and tokens is not None
+        out = self.panoptic_head(feats, None if stream else tokens, run_objects=True,
+                                 mask_refiner=self.mask_refiner, prompt_exits=self.prompt_exits)
+        prompt_targets, row_logits = None, None
+        if stream:
+            objects, prompt_targets, row_objects = self._stream_prompt_queries(
+                out, feats, groups, group_targets, tokens)
+            row_logits = out.final.prm_mask[row_objects, tokens.frame_index]
+            tokens = objects
+        elif tokens is not None:
+            prompt_targets = torch.cat(group_targets)
+            row_logits = out.final.prm_mask[torch.arange(len(prompt_targets), device=feats.device),
+                                            tokens.frame_index]
+        losses = self.panoptic_head.loss(out, targets, prompt_targets, tokens, feats=feats)
+        if self.distill_loss is not None:
+            losses.update(self._distill_losses(batch_inputs, groups, student_feats, row_logits))
+        return losses
 
-    def _stream_prompt_queries(self, out: HeadOutput, feats: torch.Tensor, tokens: PromptTokens,
-                               frame_ids: List[Optional[int]]) -> None:
-        """Training on clips with a memory: decode each sample's prompted objects frame by frame
-        through the streaming path (as ``predict`` does) and put the per-frame results, stacked over
-        the clip, into the prompt entries of ``out``'s steps. Frames before the prompted frame carry
-        ``ABSENT_LOGIT`` (the object is not known yet); the class logits are the clip mean."""
+    @staticmethod
+    def _group_targets(group: PromptGroup, frames: List[List[DetDataSample]], row_maps: list,
+                       device: torch.device) -> torch.Tensor:
+        """The target row (of its sample's ``_clip_targets``) of each prompt row, -1 for none."""
+        frame_map = row_maps[group.batch][group.frame]
+        gt_ids = group.prompts.gt_ids.to(device)
+        if (gt_ids >= len(frame_map)).any():
+            path = frames[group.batch][group.frame].metainfo.get('img_path')
+            raise ValueError(f'prompt gt_ids {gt_ids.tolist()} of {path} point past the '
+                             f'{len(frame_map)} ground-truth segments of that frame')
+        mapped = torch.full_like(gt_ids, -1)
+        ok = gt_ids >= 0
+        mapped[ok] = frame_map[gt_ids[ok]]
+        return mapped
+
+    def _interactive_rounds(self, feats: torch.Tensor, groups: List[PromptGroup],
+                            group_targets: List[torch.Tensor], targets: List[InstanceData],
+                            frames: List[List[DetDataSample]], input_hw: Tuple[int, int],
+                            texts: List[Optional[torch.Tensor]]) -> List[PromptGroup]:
+        """SAM-style correction rounds (``train_cfg.interactive_rounds``, see the class
+        docstring) on the detached ``feats``; returns the groups with their corrected prompts."""
+        cfg = self.interactive_rounds
+        if cfg is None or not groups:
+            return groups
+        rounds = torch.randint(1, cfg['max_rounds'] + 1, (len(groups), ))
+        rounds[torch.rand(len(groups)) >= cfg['prob']] = 0
+        chosen = rounds.nonzero(as_tuple=True)[0].tolist()
+        if not chosen:
+            return groups
+        groups = list(groups)
+        grid_hw = tuple(feats.shape[-2:])
+        editable, clickers = {}, {}
+        for i in chosen:
+            g, tgt = groups[i], group_targets[i]
+            # objects without a ground-truth segment have no error to correct; an object given by
+            # a mask prompt (a VOS reference mask) is not a click session
+            edit = tgt >= 0
+            if 'masks' in g.prompts:
+                edit &= ~(g.prompts.masks > 0).flatten(1).any(1).to(edit.device)
+            gt = torch.zeros(len(tgt), *grid_hw, dtype=torch.bool, device=feats.device)
+            if edit.any():
+                full = targets[g.batch].masks[tgt[edit], g.frame].float()
+                gt[edit] = F.interpolate(full[:, None], size=grid_hw, mode='area')[:, 0] > 0.5
+            valid = _image_region(frames[g.batch][g.frame], input_hw, grid_hw, feats.device)
+            editable[i] = edit
+            clickers[i] = CorrectiveClicks(gt, valid.expand_as(gt), input_hw)
+        for r in range(1, int(rounds.max()) + 1):
+            active = [i for i in chosen if rounds[i] >= r]
+            frame_feats = torch.stack([feats[groups[i].batch, :, groups[i].frame]
+                                       for i in active])[:, :, None]
+            with torch.no_grad():
+                tokens = self._encode_frame_prompts([groups[i].prompts for i in active], frame_feats,
+                                                    input_hw, [texts[i] for i in active])
+                logits = self.panoptic_head(frame_feats, tokens, run_objects=False,
+                                            num_stages=self._interactive_stages,
+                                            mask_refiner=self.mask_refiner).final.prm_mask[:, 0]
+            for i, lg in zip(active, logits.split([len(groups[i].prompts) for i in active])):
+                points, labels = clickers[i].next_clicks(lg > 0)
+                sample = frames[groups[i].batch][groups[i].frame]
+                groups[i] = dataclasses.replace(groups[i], prompts=_corrected_prompts(
+                    groups[i].prompts, points, labels, lg, editable[i], sample, input_hw))
+        return groups
+
+    def _stream_prompt_queries(self, out: HeadOutput, feats: torch.Tensor, groups: List[PromptGroup],
+                               group_targets: List[torch.Tensor], tokens: PromptTokens
+                               ) -> Tuple[PromptTokens, torch.Tensor, torch.Tensor]:
+        """Training on clips with a memory: decode each sample's objects frame by frame through
+        the streaming path at the router's ``'vos'`` depth (as ``predict`` does) and put the
+        per-frame results, stacked over the clip, into the prompt entries of ``out``'s steps (its
+        stages in order, the streamed output step into its output step).
+
+        An object is the target row its prompts were drawn from (a prompt without a target is an
+        object of its own): its first prompt adds it on that frame, a later one re-prompts it.
+        Frames before its first prompt carry ``ABSENT_LOGIT``; the class logits and predicted IoU
+        are the means over the frames it was decoded on.
+
+        Returns:
+            The tokens of each object's first prompt row (one row per object, grouped by sample),
+            each object's target row and, per prompt row of ``tokens``, its object.
+        """
         head, num_frames = self.panoptic_head, feats.shape[2]
-        per_sample = []
-        for b, t0 in enumerate(frame_ids):
-            if t0 is None:
-                continue
-            rows = (tokens.batch_index == b).nonzero(as_tuple=True)[0]
-            zeros = torch.zeros_like(rows)
-            own = dataclasses.replace(tokens.select(rows), batch_index=zeros, frame_index=zeros)
+        counts = [len(g.prompts) for g in groups]
+        starts = torch.tensor([0] + counts).cumsum(0).tolist()
+        objects: Dict[Tuple[int, Hashable], int] = {}
+        first_rows, obj_targets, decoded = [], [], []  # decoded: per object {frame: (output, row)}
+        row_objects = torch.zeros(tokens.num_prompts, dtype=torch.long)
+        for b in sorted({g.batch for g in groups}):
+            by_frame = {g.frame: i for i, g in enumerate(groups) if g.batch == b}
             tracker = StreamingTracker(self._new_memory())
-            per_sample.append([
-                tracker.step(head, feats[b:b + 1, :, t:t + 1], t, own if t == t0 else None,
-                             range(len(rows)) if t == t0 else (), mask_refiner=self.mask_refiner)[1]
-                for t in range(t0, num_frames)])
-        for k, step in enumerate(out.steps):
-            fields = dict(prm_mask=[], prm_cls=[], prm_query=[], prm_cls_embed=[])
-            for frame_outs in per_sample:
-                steps = [o.steps[k] for o in frame_outs]
-                masks = torch.stack([s.prm_mask[:, 0] for s in steps], dim=1)
-                fields['prm_mask'].append(F.pad(masks, (0, 0, 0, 0, num_frames - masks.shape[1], 0),
-                                                value=ABSENT_LOGIT))
-                fields['prm_cls'].append(torch.stack([s.prm_cls for s in steps]).mean(0))
-                fields['prm_query'].append(steps[-1].prm_query)
-                fields['prm_cls_embed'].append(steps[-1].prm_cls_embed)
+            for t in range(min(by_frame), num_frames):
+                own, keys = None, []
+                if t in by_frame:
+                    i = by_frame[t]
+                    keys = [x if x >= 0 else ('untargeted', t, j)
+                            for j, x in enumerate(group_targets[i].tolist())]
+                    if len(set(keys)) != len(keys):
+                        raise ValueError(
+                            f'sample {b} frame {t}: several prompts were drawn from the same '
+                            f'ground-truth object (target rows {group_targets[i].tolist()}); a '
+                            'frame prompts each object once')
+                    rows = torch.arange(starts[i], starts[i + 1], device=feats.device)
+                    for row, key in zip(rows.tolist(), keys):
+                        if (b, key) not in objects:
+                            objects[b, key] = len(first_rows)
+                            first_rows.append(row)
+                            obj_targets.append(key if isinstance(key, int) else -1)
+                            decoded.append({})
+                        row_objects[row] = objects[b, key]
+                    zeros = torch.zeros_like(rows)
+                    own = dataclasses.replace(tokens.select(rows), batch_index=zeros,
+                                              frame_index=zeros)
+                ids, step_out = tracker.step(head, feats[b:b + 1, :, t:t + 1], t, own, keys,
+                                             self._stream_stages, self.mask_refiner)
+                for j, key in enumerate(ids):
+                    decoded[objects[b, key]][t] = (step_out, j)
+        num_steps = len(next(iter(decoded[0].values()))[0].steps)
+        out_steps = out.steps[:num_steps - 1] + [out.steps[-1]]
+        absent = feats.new_full(feats.shape[-2:], ABSENT_LOGIT)
+        for k, step in enumerate(out_steps):
+            fields = dict(prm_mask=[], prm_cls=[], prm_query=[], prm_cls_embed=[], prm_iou=[])
+            for per_frame in decoded:
+                seen = [(o.steps[k], j) for o, j in per_frame.values()]  # in frame order
+                fields['prm_mask'].append(torch.stack([
+                    per_frame[t][0].steps[k].prm_mask[per_frame[t][1], 0] if t in per_frame
+                    else absent for t in range(num_frames)]))
+                fields['prm_cls'].append(torch.stack([s.prm_cls[j] for s, j in seen]).mean(0))
+                last, j = seen[-1]
+                fields['prm_query'].append(last.prm_query[j])
+                fields['prm_cls_embed'].append(last.prm_cls_embed[j])
+                if last.prm_iou is not None:
+                    fields['prm_iou'].append(torch.stack([s.prm_iou[j] for s, j in seen]).mean(0))
             for name, values in fields.items():
-                setattr(step, name, torch.cat(values))
+                setattr(step, name, torch.stack(values) if values else None)
+        first_rows = torch.tensor(first_rows, device=feats.device)
+        return (tokens.select(first_rows), torch.tensor(obj_targets, device=feats.device),
+                row_objects.to(feats.device))
+
+    def _distill_losses(self, batch_inputs: torch.Tensor, groups: List[PromptGroup],
+                        student_feats: Dict[str, torch.Tensor],
+                        row_logits: Optional[torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """Run the teacher once on every frame with the prompts the student decoded (see the class
+        docstring) and distil its features and, for the prompt rows, its masks."""
+        images = self._teacher_images(batch_inputs)
+        num_frames = batch_inputs.shape[1] if batch_inputs.dim() == 5 else 1
+        prompts: List[Optional[InstanceData]] = [None] * len(images)
+        for g in groups:  # (sample, frame) order = the order of the student's prompt rows
+            prompts[g.batch * num_frames + g.frame] = g.prompts
+        with torch.no_grad():
+            taught = self.teacher(images, prompts if groups else None,
+                                  mask_size=None if row_logits is None else tuple(row_logits.shape[-2:]))
+        losses = {}
+        if self.distill_loss.pairs:
+            losses.update(self.distill_loss.feature_loss(student_feats, taught.feats))
+        if row_logits is not None and taught.mask_logits is not None:
+            losses.update(self.distill_loss.mask_loss(row_logits, taught.mask_logits, taught.valid))
+        return losses
+
+    def _teacher_images(self, batch_inputs: torch.Tensor) -> torch.Tensor:
+        """The normalised batch (images or clips) -> frames ``[N, 3, H, W]``, RGB, 0..255."""
+        images = batch_inputs.flatten(0, 1) if batch_inputs.dim() == 5 else batch_inputs
+        pre = self.data_preprocessor
+        images = images.float()
+        if getattr(pre, '_enable_normalize', False):
+            images = images * pre.std + pre.mean
+        return images if self._rgb_inputs else images.flip(1)
 
     # ------------------------------------------------------------------ inference
     def predict(self, batch_inputs: torch.Tensor, batch_data_samples: SampleList,
@@ -359,10 +657,9 @@ class RapSAM(BaseDetector):
             return batch_data_samples
         feats = self._clip_feats(batch_inputs, use_pruner=decision.use_pruner)
         input_hw = tuple(batch_inputs.shape[-2:])
-        tokens, frame_ids = None, [None] * len(frames)
-        if decision.query_set != 'object':
-            tokens, frame_ids = self._encode_prompts(frames, feats, input_hw)
-        prompted = [t is not None for t in frame_ids]
+        groups = self._prompt_groups(frames) if decision.query_set != 'object' else []
+        tokens = self._encode_prompts(groups, feats, input_hw)
+        prompted = [any(g.batch == b for g in groups) for b in range(len(frames))]
         if decision.query_set == 'prompt' and not all(prompted):
             raise ValueError(f'RapSAM: mode {self.mode!r} runs the prompt queries only, but sample(s) '
                              f'{[b for b, p in enumerate(prompted) if not p]} of the batch have no '
@@ -370,11 +667,10 @@ class RapSAM(BaseDetector):
         out = self.panoptic_head(feats, tokens, run_objects=decision.query_set != 'prompt',
                                  num_stages=decision.num_stages, mask_refiner=self.mask_refiner)
         final = out.final
-        prompt_rows = tokens.batch_index if tokens is not None else None
         for b, clip in enumerate(frames):
             if prompted[b]:
-                rows = (prompt_rows == b).nonzero(as_tuple=True)[0]
-                self._predict_prompts(clip, final.prm_mask[rows], final.prm_cls[rows], input_hw, rescale)
+                rows, obj_ids = _clip_prompt_objects(b, clip, groups, tokens)
+                self._predict_prompts(clip, final, rows, obj_ids, input_hw, rescale)
             elif len(clip) == 1:
                 self._predict_panoptic(clip[0], final.obj_cls[b], final.obj_mask[b, :, 0], input_hw,
                                        rescale)
@@ -391,13 +687,14 @@ class RapSAM(BaseDetector):
         if 'ins_results' in res:
             sample.pred_instances = res['ins_results']
 
-    def _predict_prompts(self, clip: List[DetDataSample], masks: torch.Tensor, cls: torch.Tensor,
-                         input_hw: tuple, rescale: bool) -> None:
-        """One mask per prompt on every frame of the clip, at the original (or input) resolution."""
-        obj_ids = torch.arange(1, len(masks) + 1, device=masks.device)
+    def _predict_prompts(self, clip: List[DetDataSample], final: StepOutput, rows: torch.Tensor,
+                         obj_ids: torch.Tensor, input_hw: tuple, rescale: bool) -> None:
+        """The masks of the prompt ``rows`` of ``final`` on every frame of the clip, at the
+        original (or input) resolution, as objects ``obj_ids``."""
+        iou = None if final.prm_iou is None else final.prm_iou[rows]
         for t, frame in enumerate(clip):
-            frame.pred_instances = _prompt_instances(masks[:, t], cls, obj_ids, frame, input_hw,
-                                                     rescale)
+            frame.pred_instances = _prompt_instances(final.prm_mask[rows, t], final.prm_cls[rows],
+                                                     obj_ids, frame, input_hw, rescale, iou)
 
     def _predict_video_instances(self, clip: List[DetDataSample], cls: torch.Tensor, masks: torch.Tensor,
                                  input_hw: tuple, rescale: bool) -> None:
@@ -422,7 +719,8 @@ class RapSAM(BaseDetector):
         feats = self._clip_feats(batch_inputs, use_pruner=decision.use_pruner)
         tokens = None
         if frames is not None and decision.query_set != 'object':
-            tokens, _ = self._encode_prompts(frames, feats, tuple(batch_inputs.shape[-2:]))
+            tokens = self._encode_prompts(self._prompt_groups(frames), feats,
+                                          tuple(batch_inputs.shape[-2:]))
         return self.panoptic_head(feats, tokens, run_objects=decision.query_set != 'prompt',
                                   num_stages=decision.num_stages, mask_refiner=self.mask_refiner)
 
@@ -520,22 +818,18 @@ class RapSAM(BaseDetector):
         feat = self._clip_feats(inputs, video=True, use_pruner=decision.use_pruner)
         tokens, ids = None, []
         if prompted:
-            tokens, _ = self._encode_prompts([[sample]], feat, input_hw)
-            ids = _prompt_object_ids(sample, tracker)
+            tokens = self._encode_prompts([PromptGroup(0, 0, sample.prompts)], feat, input_hw)
+            ids = _prompt_object_ids(sample, tracker.next_free_id())
         ids, out = tracker.step(self.panoptic_head, feat, frame_id, tokens, ids,
                                 decision.num_stages, self.mask_refiner)
         final = out.final
         return _prompt_instances(final.prm_mask[:, 0], final.prm_cls,
                                  torch.tensor(ids, dtype=torch.long, device=inputs.device), sample,
-                                 input_hw, rescale)
+                                 input_hw, rescale, final.prm_iou)
 
 
 def _has_prompts(sample: DetDataSample) -> bool:
     return 'prompts' in sample and len(sample.prompts) > 0
-
-
-def _first_prompted(clip: List[DetDataSample]) -> Optional[int]:
-    return next((i for i, f in enumerate(clip) if _has_prompts(f)), None)
 
 
 def prompt_types(prompts: InstanceData) -> Set[str]:
@@ -552,9 +846,10 @@ def prompt_types(prompts: InstanceData) -> Set[str]:
     return types
 
 
-def _prompt_object_ids(sample: DetDataSample, tracker: StreamingTracker) -> List[int]:
+def _prompt_object_ids(sample: DetDataSample, first_free_id: int) -> List[int]:
     """Object id of each prompt row: ``prompts.obj_ids``, else the ground-truth instance ids the
-    prompts were drawn from (``gt_instances.instances_ids[gt_ids]``: DAVIS ids), else new ids."""
+    prompts were drawn from (``gt_instances.instances_ids[gt_ids]``: DAVIS ids), else new ids
+    from ``first_free_id`` on."""
     p = sample.prompts
     where = sample.metainfo.get('img_path', 'the frame')
     if 'obj_ids' in p:
@@ -567,20 +862,43 @@ def _prompt_object_ids(sample: DetDataSample, tracker: StreamingTracker) -> List
                              f'{len(known)} gt_instances')
         ids = known[p.gt_ids.to(known.device)].tolist()
     else:
-        start = tracker.next_free_id()
-        ids = list(range(start, start + len(p)))
+        ids = list(range(first_free_id, first_free_id + len(p)))
     if not all(isinstance(i, int) for i in ids) or len(set(ids)) != len(ids):
         raise ValueError(f'{where}: prompt object ids must be distinct ints, got {ids}')
     return ids
 
 
+def _clip_prompt_objects(batch: int, clip: List[DetDataSample], groups: List[PromptGroup],
+                         tokens: PromptTokens) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The prompt rows of sample ``batch`` that ``predict`` reports and their object ids.
+
+    An image reports every row, as objects 1..N. A clip reports one row per object id
+    (``_prompt_object_ids`` of each prompted frame): a later prompt of an object replaces its
+    earlier one, new objects come after the known ones."""
+    rows = (tokens.batch_index == batch).nonzero(as_tuple=True)[0]
+    if len(clip) == 1:
+        return rows, torch.arange(1, len(rows) + 1, device=rows.device)
+    latest: Dict[int, int] = {}  # object id -> row, in order of first prompt
+    start = 0
+    for g in (g for g in groups if g.batch == batch):
+        ids = _prompt_object_ids(clip[g.frame], max(latest, default=0) + 1)
+        for row, obj_id in zip(rows[start:start + len(ids)].tolist(), ids):
+            latest[obj_id] = row
+        start += len(ids)
+    return (torch.tensor(list(latest.values()), dtype=torch.long, device=rows.device),
+            torch.tensor(list(latest), dtype=torch.long, device=rows.device))
+
+
 def _prompt_instances(logits: torch.Tensor, cls: torch.Tensor, obj_ids: torch.Tensor,
-                      sample: DetDataSample, input_hw: tuple, rescale: bool) -> InstanceData:
-    """Per-object mask logits ``[N, h, w]`` and class logits ``[N, K+1]`` -> ``pred_instances``."""
-    scores, labels = cls[:, :-1].softmax(-1).max(-1)
+                      sample: DetDataSample, input_hw: tuple, rescale: bool,
+                      iou: Optional[torch.Tensor] = None) -> InstanceData:
+    """Per-object mask logits ``[N, h, w]``, class logits ``[N, K+1]`` and predicted IoU ``[N]``
+    (None: none) -> ``pred_instances``; the scores are the predicted IoU, else the top class
+    probability."""
+    probs, labels = cls[:, :-1].softmax(-1).max(-1)
     logits = _to_output_res(logits, sample, input_hw, rescale)
-    return InstanceData(mask_logits=logits, masks=logits > 0, labels=labels, scores=scores,
-                        instances_id=obj_ids)
+    return InstanceData(mask_logits=logits, masks=logits > 0, labels=labels,
+                        scores=probs if iou is None else iou, instances_id=obj_ids)
 
 
 def _empty_instances(sample: DetDataSample, rescale: bool, device: torch.device) -> InstanceData:
@@ -608,3 +926,39 @@ def _to_output_res(logits: torch.Tensor, sample: DetDataSample, input_hw: tuple,
     if rescale:
         up = F.interpolate(up, size=tuple(sample.ori_shape[:2]), mode='bilinear', align_corners=False)
     return up[0]
+
+
+def _frames_first(feats: torch.Tensor) -> torch.Tensor:
+    """Clip features ``[B, C, T, h, w]`` -> per frame ``[B * T, C, h, w]`` (frame order b, t)."""
+    return feats.transpose(1, 2).flatten(0, 1)
+
+
+def _image_region(sample: DetDataSample, input_hw: Tuple[int, int], grid_hw: Tuple[int, int],
+                  device: torch.device) -> torch.Tensor:
+    """bool ``[h, w]``: the cells of a mask grid over the padded input whose centre lies inside
+    the image (``img_shape``), not in the padding."""
+    (h, w), (img_h, img_w) = grid_hw, sample.img_shape[:2]
+    ys = (torch.arange(h, device=device) + 0.5) * input_hw[0] / h < img_h
+    xs = (torch.arange(w, device=device) + 0.5) * input_hw[1] / w < img_w
+    return ys[:, None] & xs[None]
+
+
+def _corrected_prompts(prompts: InstanceData, points: torch.Tensor, labels: torch.Tensor,
+                       logits: torch.Tensor, editable: torch.Tensor, sample: DetDataSample,
+                       input_hw: Tuple[int, int]) -> InstanceData:
+    """``prompts`` after one correction round: each row's click appended (label -1 where there is
+    none) and, on the ``editable`` rows, the prediction (``logits [n, h, w] > 0`` at input
+    resolution, zero on the padding) as mask prompt."""
+    out = prompts.clone()
+    points, labels = points.to(prompts.points), labels.to(prompts.point_labels)
+    out.points = torch.cat([prompts.points, points[:, None]], dim=1)
+    out.point_labels = torch.cat([prompts.point_labels, labels[:, None]], dim=1)
+    masks = (F.interpolate(logits[:, None], size=input_hw, mode='bilinear',
+                           align_corners=False)[:, 0] > 0).float()
+    img_h, img_w = sample.img_shape[:2]
+    masks[:, img_h:] = 0
+    masks[:, :, img_w:] = 0
+    old = prompts.masks.to(masks) if 'masks' in prompts else torch.zeros_like(masks)
+    edit = editable.to(masks.device)[:, None, None]
+    out.masks = torch.where(edit, masks, old)
+    return out

@@ -7,6 +7,7 @@ from mmengine.config import Config
 from mmengine.structures import InstanceData, PixelData
 
 from seg.models import VideoSegDataPreprocessor
+from seg.models.teachers import TINY_SAM2_OVERRIDES
 from seg.structures import build_prompts
 from tests.conftest import REPO_ROOT
 from . import TinyCase
@@ -77,6 +78,19 @@ def _video_model_cfg() -> dict:
     return cfg
 
 
+def distilled_model_cfg(video: bool = False) -> dict:
+    """The tiny FastSAM2 distilled from a tiny random SAM2 (its levels: stride 4 / 8 / 16 with
+    4 / 8 / 32 channels): the neck from level 2, the backbone's stage 2 from level 1."""
+    cfg = fastsam2_model_cfg(video)
+    cfg.backbone.distill_keys = ('stage2', )
+    cfg.teacher = dict(type='SAM2Teacher', image_size=128, overrides=TINY_SAM2_OVERRIDES,
+                       allow_random_init=True)
+    cfg.distill = dict(type='SAM2DistillLoss', pairs=[
+        dict(student='neck', teacher=2, student_channels=32, teacher_channels=32),
+        dict(student='stage2', teacher=1, student_channels=128, teacher_channels=8)])
+    return cfg
+
+
 def _run_preprocessor(pre):
     out = pre(dict(inputs=[packed_image()['inputs']], data_samples=[packed_image()['data_samples']]))
     return out['inputs']
@@ -95,6 +109,10 @@ CASES = {
     'RapSAM[fastsam2-video]': TinyCase(
         fastsam2_model_cfg(video=True), lambda m: run_loss(m, [packed_clip(), packed_clip()]),
         no_grad_ok={'backbone.text': 'frozen text tower'}),
+    'RapSAM[distill]': TinyCase(
+        distilled_model_cfg(), lambda m: run_loss(m, [packed_image(), packed_image(prompts=False)]),
+        no_grad_ok={'backbone.text': 'frozen text tower',
+                    'panoptic_head.memory_reader': 'reads the streaming memory: clips only'}),
     'SegDataPreprocessor': TinyCase(dict(type='SegDataPreprocessor', pad_size_divisor=32), _run_preprocessor),
     'VideoSegDataPreprocessor': TinyCase(
         dict(type='VideoSegDataPreprocessor', pad_size_divisor=32),
