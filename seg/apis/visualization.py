@@ -63,3 +63,32 @@ def draw_prompt_result(image_bgr: np.ndarray, sample: DetDataSample,
                                colors='white', font_sizes=9,
                                bboxes=[dict(facecolor='black', alpha=0.6, pad=0.5, edgecolor='none')])
     return vis.get_image()
+
+
+def draw_vos_strip(frames_rgb: Sequence[np.ndarray], id_maps: Sequence[np.ndarray],
+                   titles: Optional[Sequence[str]] = None, alpha: float = 0.55) -> np.ndarray:
+    """One RGB picture of a tracked video: the frames side by side, each object's mask (id map
+    ``[H, W]``, 0 background, 255 void left undrawn) in its own colour, the same colour on every
+    frame, so identity switches show at a glance."""
+    if len(frames_rgb) != len(id_maps) or not frames_rgb:
+        raise ValueError(f'draw_vos_strip: {len(frames_rgb)} frames for {len(id_maps)} id maps '
+                         '(need the same number, at least one)')
+    ids = sorted({int(i) for m in id_maps for i in np.unique(m)} - {0, 255})
+    palette = {i: np.array(c, dtype=np.float32)
+               for i, c in zip(ids, get_palette('random', max(len(ids), 1)))}
+    tiles = []
+    for t, (frame, id_map) in enumerate(zip(frames_rgb, id_maps)):
+        if frame.shape[:2] != id_map.shape:
+            raise ValueError(f'draw_vos_strip: frame {t} is {frame.shape[:2]} but its id map is '
+                             f'{id_map.shape}')
+        tile = frame.astype(np.float32)
+        for i, color in palette.items():
+            sel = id_map == i
+            tile[sel] = (1 - alpha) * tile[sel] + alpha * color
+        vis: Visualizer = _visualizer('fastsam2_vos')
+        vis.set_image(tile.clip(0, 255).astype(np.uint8))
+        if titles is not None:
+            vis.draw_texts(titles[t], np.array([3, 3]), colors='white', font_sizes=9,
+                           bboxes=[dict(facecolor='black', alpha=0.6, pad=0.5, edgecolor='none')])
+        tiles.append(vis.get_image())
+    return np.concatenate(tiles, axis=1)
