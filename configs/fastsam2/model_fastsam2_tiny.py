@@ -19,6 +19,7 @@ model.backbone.update(geom_branch=dict(channels=16),
 model.panoptic_head.update(head_switches)
 model.panoptic_head.attention.rank = 4
 model.panoptic_head.prompt_aggregator.num_heads = 4
+model.panoptic_head.prompt_refiner.update(hidden_channels=8, num_layers=3)
 model.update(model_switches)
 # the tiny head has 2 stages: interactive images run 1, the other modes both
 model.task_router.rules = dict(interactive=dict(num_stages=1), vos=dict(num_stages=2),

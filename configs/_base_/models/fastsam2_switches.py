@@ -4,7 +4,7 @@
 size-dependent parts (geometry / fusion widths, low-rank attention rank, refiner width) stay in
 each model config.
 """
-from seg.models.heads import MemoryCrossAttention
+from seg.models.heads import MemoryCrossAttention, PromptMaskRefiner
 from seg.models.losses import DPSRLoss
 from seg.models.utils import PromptFusion, StreamingMemory, TaskRouter
 
@@ -17,6 +17,9 @@ task_router = dict(type=TaskRouter)
 memory = dict(type=StreamingMemory, long_capacity=4, short_capacity=4, key_frame_interval=5,
               key_frame_score_thr=0.8, text_sim_thr=0.2)
 memory_reader = dict(type=MemoryCrossAttention)
+
+# dense correction of the prompted masks from the clicks and the previous mask (identity at init)
+prompt_refiner = dict(type=PromptMaskRefiner, click_sigma=1.0)
 
 # DPSR on video batches: lambda1 (Dice, previous mask -> current) and lambda2 (MSE, embeddings)
 loss_dpsr = dict(type=DPSRLoss, lambda_mask=1.0, lambda_feat=1.0)
@@ -33,7 +36,8 @@ token_fusion = dict(embed_dim=256, num_heads=8, direction='sem_queries_geom', le
 token_pruner = dict(keep_ratio=0.5, score='entropy', refresh_period=4, num_score_keys=256)
 head_switches = dict(attention=dict(type=LowRankMHSA, rank=32, method='nystrom'),
                      prompt_aggregator=dict(prompt_fusion, num_heads=8),
-                     memory_reader=memory_reader, loss_dpsr=loss_dpsr)
+                     memory_reader=memory_reader, loss_dpsr=loss_dpsr,
+                     prompt_refiner=dict(prompt_refiner, hidden_channels=16, num_layers=3))
 model_switches = dict(task_router=task_router, mode='auto', memory=memory,
                       mask_refiner=dict(type=MaskStateRefiner, feat_channels=256, hidden_channels=16,
                                         num_layers=3))

@@ -66,6 +66,8 @@ class RapSAMVideoHead(BaseModule):
         memory_reader: FastSAM2 streaming VOS (None: off): the config of the module that conditions
             a tracked object's query on its ``StreamingMemory`` entries (``MemoryCrossAttention``;
             ``embed_dim``, ``memory_dim`` = ``text_dim`` and ``num_heads`` are filled in).
+        prompt_refiner: the config of a dense correction of the prompt masks from the raw prompts
+            (``PromptMaskRefiner``; ``feat_channels`` is filled in), or None (off): see ``decode``.
         iou_head: the config of the mask-quality head (``QueryIoUHead``; ``in_channels`` is filled
             in) predicting ``prm_iou`` from the output prompt queries, or None (off). Its input query
             is not detached (as in SAM): the IoU loss also shapes the decoder's prompt queries, but
@@ -94,6 +96,7 @@ class RapSAMVideoHead(BaseModule):
                  panoptic_adaptor: Optional[dict] = dict(type='QueryAdaptor'),
                  prompt_adaptor: Optional[dict] = dict(type='QueryAdaptor'),
                  memory_reader: Optional[dict] = None,
+                 prompt_refiner: Optional[dict] = None,
                  iou_head: Optional[dict] = dict(type='QueryIoUHead'),
                  loss_cls: Optional[dict] = None,
                  loss_mask: Optional[dict] = None,
@@ -125,6 +128,8 @@ class RapSAMVideoHead(BaseModule):
         self.memory_reader = None if memory_reader is None else MODELS.build(
             {**dict(type='MemoryCrossAttention', embed_dim=c, memory_dim=text_dim,
                     num_heads=num_heads), **memory_reader})
+        self.prompt_refiner = None if prompt_refiner is None else MODELS.build(
+            {**dict(type='PromptMaskRefiner', feat_channels=c), **prompt_refiner})
         self.iou_head = None if iou_head is None else MODELS.build(
             {**dict(type='QueryIoUHead', in_channels=c), **iou_head})
         # Classes are CLIP text embeddings of the class names (filled by the detector, frozen) plus a
@@ -193,7 +198,8 @@ class RapSAMVideoHead(BaseModule):
         prm = None
         if prompts is not None and prompts.num_prompts > 0:
             prm = self.init_prompt_queries(prompts, feats)
-        return self.decode(feats, objects, prm, num_stages, mask_refiner, prompt_exits)
+        return self.decode(feats, objects, prm, num_stages, mask_refiner, prompt_exits,
+                           prompt_tokens=prompts if prm is not None else None)
 
     def init_object_queries(self, feats: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """The learned object queries ``[B, Q, C]`` and their initial masks ``[B, Q, T, h, w]``."""
@@ -213,11 +219,13 @@ class RapSAMVideoHead(BaseModule):
                prompts: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None,
                num_stages: Optional[int] = None,
                mask_refiner: Optional[nn.Module] = None,
-               prompt_exits: Sequence[int] = ()) -> HeadOutput:
+               prompt_exits: Sequence[int] = (),
+               prompt_tokens: Optional[PromptTokens] = None) -> HeadOutput:
         """Run the shared stages, then the task adaptors, on given initial queries.
 
         The output step (the last one) is formed from the last stage run: the task adaptors (a task
-        without one keeps the stage's prediction), then ``mask_refiner``, then the IoU head.
+        without one keeps the stage's prediction), then ``mask_refiner``, then the
+        ``prompt_refiner`` (with ``prompt_tokens``), then the IoU head.
 
         Args:
             feats: ``[B, C, T, h, w]``.
@@ -233,6 +241,11 @@ class RapSAMVideoHead(BaseModule):
                 predictions (prompt adaptor, refiner, IoU head): ``HeadOutput.exits[d]``, prompt
                 entries only. Training supervises them so that every depth the TaskRouter routes
                 prompts to is trained. Without prompt queries there are no exits.
+            prompt_tokens: the encoded prompts of the prompt queries, one row per valid query in
+                order (``forward`` passes them). With a ``prompt_refiner``, each row's mask on the
+                frame its prompts were given on (``frame_index``) is corrected from its clicks and
+                mask prompt; the other frames of a clip are left as decoded (they have no clicks).
+                None (the streaming tracker's decodes): no prompt refinement.
         """
         self._check_feats(feats)
         n_stages = self.num_stages if num_stages is None else num_stages
@@ -254,10 +267,12 @@ class RapSAMVideoHead(BaseModule):
                     prompt_only = dataclasses.replace(step, obj_cls=None, obj_mask=None,
                                                       obj_query=None, obj_cls_embed=None)
                     out.exits[depth] = self._output_step(prompt_only, feats, None, None,
-                                                         (prm_q, prm_m, prm_valid), mask_refiner)
+                                                         (prm_q, prm_m, prm_valid), mask_refiner,
+                                                         prompt_tokens)
             out.steps.append(step)
         final = self._output_step(out.steps[-1], feats, obj_q, obj_m,
-                                  None if prm_q is None else (prm_q, prm_m, prm_valid), mask_refiner)
+                                  None if prm_q is None else (prm_q, prm_m, prm_valid), mask_refiner,
+                                  prompt_tokens)
         if self.panoptic_adaptor is not None or self.prompt_adaptor is not None:
             out.steps.append(final)
         else:  # no adaptor step: the last stage is the output
@@ -267,9 +282,10 @@ class RapSAMVideoHead(BaseModule):
     def _output_step(self, step: StepOutput, feats: torch.Tensor, obj_q: Optional[torch.Tensor],
                      obj_m: Optional[torch.Tensor],
                      prompts: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
-                     mask_refiner: Optional[nn.Module]) -> StepOutput:
+                     mask_refiner: Optional[nn.Module],
+                     prompt_tokens: Optional[PromptTokens] = None) -> StepOutput:
         """The output formed from a stage's ``step`` and the queries / masks it produced: task
-        adaptors (a task without one keeps the stage's prediction), refiner, IoU head. One function
+        adaptors (a task without one keeps the stage's prediction), refiners, IoU head. One function
         for the final step and the prompt exits, so an exit is exactly the routed inference output."""
         step = StepOutput(**vars(step))
         prm_valid = None
@@ -282,6 +298,9 @@ class RapSAMVideoHead(BaseModule):
                                   prm_valid)
         if mask_refiner is not None:
             step = self._refine(step, feats, mask_refiner, prm_valid)
+        if self.prompt_refiner is not None and prompt_tokens is not None \
+                and step.prm_mask is not None:
+            step.prm_mask = self._refine_prompts(step.prm_mask, feats, prompt_tokens)
         if self.iou_head is not None and step.prm_query is not None:
             step.prm_iou = self.iou_head(step.prm_query)
         return step
@@ -331,6 +350,19 @@ class RapSAMVideoHead(BaseModule):
             padded[prm_valid] = step.prm_mask
             step.prm_mask = refine(padded)[prm_valid]
         return step
+
+    def _refine_prompts(self, masks: torch.Tensor, feats: torch.Tensor,
+                        tokens: PromptTokens) -> torch.Tensor:
+        """``masks [N, T, h, w]`` with each row's prompted frame corrected by ``prompt_refiner``
+        from its frame feature, clicks and mask prompt."""
+        if tokens.num_prompts != masks.shape[0]:
+            raise ValueError(f'RapSAMVideoHead: prompt_tokens has {tokens.num_prompts} rows, the '
+                             f'prompt masks {masks.shape[0]}; they must be the same prompts')
+        rows = torch.arange(masks.shape[0], device=masks.device)
+        b, t = tokens.batch_index, tokens.frame_index
+        refined = self.prompt_refiner(feats[b, :, t], masks[rows, t], tokens.mask_logits,
+                                      tokens.mask_valid, tokens.point_coords, tokens.point_labels)
+        return masks.index_put((rows, t), refined)
 
     @staticmethod
     def _check_feats(feats: torch.Tensor) -> None:

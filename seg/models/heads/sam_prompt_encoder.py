@@ -31,6 +31,11 @@ class PromptTokens:
     batch_index: torch.Tensor   # [N] long: the sample each row belongs to
     frame_index: torch.Tensor   # [N] long: the clip frame the prompt was given on
     mask_logits: torch.Tensor   # [N, h, w] mask prompt at feature resolution as logits (0 where none)
+    # the raw clicks, for dense consumers (``PromptMaskRefiner``): the centre of the clicked pixel,
+    # (x + 0.5, y + 0.5) / (W, H) of the padded input, so the click on pixel (x, y) lies in cell
+    # (y // stride, x // stride) of any grid over the input
+    point_coords: torch.Tensor  # [N, P, 2] in 0..1
+    point_labels: torch.Tensor  # [N, P] long: 1 positive, 0 negative, -1 padding
 
     @property
     def num_prompts(self) -> int:
@@ -96,6 +101,7 @@ class SAMPromptEncoder(BaseModule):
         p_max = max(p.points.shape[1] for _, p in rows)
         pt_embed, pt_valid, box_embed, box_valid = [], [], [], []
         mask_embed, mask_valid, mask_logits, txt, txt_valid, bidx, fidx = [], [], [], [], [], [], []
+        coords, labels = [], []
         for b, p in rows:
             n = len(p)
             t = frame_ids[b]
@@ -111,6 +117,8 @@ class SAMPromptEncoder(BaseModule):
             emb = self.encode_coords(pts, input_hw) + self.type_embed(types) + self.point_feat_proj(under)
             pt_embed.append(emb * valid[..., None])
             pt_valid.append(valid)
+            coords.append((pts + 0.5) / pts.new_tensor([input_hw[1], input_hw[0]]) * valid[..., None])
+            labels.append(lab.long())
             # boxes: two corner tokens
             corners = p.bboxes.float().reshape(n, 2, 2)
             corner_types = torch.tensor([2, 3], device=device).expand(n, 2)
@@ -141,7 +149,7 @@ class SAMPromptEncoder(BaseModule):
         return PromptTokens(torch.cat(pt_embed), torch.cat(pt_valid), torch.cat(box_embed),
                             torch.cat(box_valid), torch.cat(mask_embed), torch.cat(mask_valid),
                             torch.cat(txt), torch.cat(txt_valid), torch.cat(bidx), torch.cat(fidx),
-                            torch.cat(mask_logits))
+                            torch.cat(mask_logits), torch.cat(coords), torch.cat(labels))
 
     def _empty(self, device: torch.device, hw: tuple) -> PromptTokens:
         c, z = self.embed_dim, torch.zeros(0, dtype=torch.bool, device=device)
@@ -151,4 +159,5 @@ class SAMPromptEncoder(BaseModule):
                             torch.zeros(0, max(self.text_dim, 1), device=device), z,
                             torch.zeros(0, dtype=torch.long, device=device),
                             torch.zeros(0, dtype=torch.long, device=device),
-                            torch.zeros(0, *hw, device=device))
+                            torch.zeros(0, *hw, device=device), torch.zeros(0, 0, 2, device=device),
+                            torch.zeros(0, 0, dtype=torch.long, device=device))

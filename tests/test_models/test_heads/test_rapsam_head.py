@@ -144,10 +144,16 @@ def _active_refiner() -> MaskStateRefiner:
     return refiner
 
 
+@pytest.mark.parametrize('prompt_refiner', [False, True])
 @pytest.mark.parametrize('prompt_adaptor', ['default', None])
-def test_prompt_exit_is_exactly_the_routed_inference_output_at_that_depth(prompt_adaptor):
+def test_prompt_exit_is_exactly_the_routed_inference_output_at_that_depth(prompt_adaptor,
+                                                                           prompt_refiner):
     kwargs = dict(num_stages=3) if prompt_adaptor else dict(num_stages=3, prompt_adaptor=None)
+    if prompt_refiner:
+        kwargs['prompt_refiner'] = dict(type='PromptMaskRefiner', hidden_channels=4)
     head = _head(**kwargs)
+    if prompt_refiner:  # make it change the masks (it is the identity at init)
+        torch.nn.init.normal_(head.prompt_refiner.out_conv.weight, std=0.5)
     feats = torch.randn(2, C, 2, 8, 8)
     tokens = _tokens(head, feats)
     refiner = _active_refiner()

@@ -51,6 +51,13 @@ def _run_memory_reader(reader):
     return reader(torch.randn(2, C), torch.randn(2, 3, TEXT), valid, torch.tensor([[9, 2, 1], [1, 0, 0]]))
 
 
+def _run_prompt_refiner(refiner):
+    coords = torch.rand(3, 2, 2)
+    labels = torch.tensor([[1, 0], [1, -1], [-1, -1]])
+    return refiner(torch.randn(3, C, 8, 8), torch.randn(3, 8, 8), torch.randn(3, 8, 8),
+                   torch.tensor([True, False, True]), coords, labels)
+
+
 HEAD = dict(type='RapSAMVideoHead', num_things_classes=3, num_stuff_classes=2, num_queries=6,
             num_stages=2, feat_channels=C, num_heads=2, ffn_channels=32, text_dim=TEXT,
             train_cfg=dict(num_points=64))
@@ -59,6 +66,11 @@ CASES = {
     'RapSAMVideoHead': TinyCase(HEAD, _run_head),
     'RapSAMVideoHead[clip]': TinyCase(HEAD, lambda m: _run_head(m, t=3)),
     'RapSAMVideoHead[exits]': TinyCase(HEAD, lambda m: _run_head(m, prompt_exits=(1, ))),
+    'RapSAMVideoHead[prompt_refiner]': TinyCase(
+        dict(HEAD, prompt_refiner=dict(type='PromptMaskRefiner', hidden_channels=4)),
+        lambda m: _run_head(m, t=2, prompt_exits=(1, ))),
+    'PromptMaskRefiner': TinyCase(dict(type='PromptMaskRefiner', feat_channels=C, hidden_channels=4),
+                                  _run_prompt_refiner),
     'QueryIoUHead': TinyCase(dict(type='QueryIoUHead', in_channels=C, hidden_channels=8),
                              lambda m: m(torch.randn(5, C))),
     'DynamicQueryStage': TinyCase(dict(type='DynamicQueryStage', feat_channels=C, num_heads=2,

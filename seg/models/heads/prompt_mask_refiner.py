@@ -1,0 +1,125 @@
+"""Dense correction of prompt masks from the clicks and the previous mask (RITM / SAM style)."""
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import ConvModule, build_activation_layer
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import constant_init
+from torch import Tensor
+
+from seg.registry import MODELS
+from seg.structures import NEGATIVE, POSITIVE
+
+
+@MODELS.register_module()
+class PromptMaskRefiner(BaseModule):
+    """Residual per-pixel correction of a prompt query's mask logits.
+
+    A prompt query's mask is one dynamic kernel applied to the feature map, so a click or a
+    previous mask can only move it globally (through the pooled query). This module gives them a
+    local path: per prompt row, a small conv net sees, on the mask grid,
+
+    - the row's frame feature projected to ``hidden_channels`` (1x1 conv),
+    - the current mask probability (sigmoid of the logits),
+    - the mask prompt probability (the previous mask fed back; 0 where the row has none) and a
+      constant map of its validity flag,
+    - positive and negative click maps: per cell, the maximum over the row's clicks of a Gaussian
+      of the distance (in cells) between the cell centre and the click, std ``click_sigma``.
+
+    and outputs delta logits added to the current ones. The output conv starts at zero, so the
+    module is the identity at initialisation (existing checkpoints behave as before).
+
+    Args:
+        feat_channels: channels C of the frame feature.
+        hidden_channels: width of the convs.
+        num_layers: 3x3 convs after the input embedding, the output conv included (>= 1).
+        click_sigma: std of the click Gaussians, in mask-grid cells.
+        act_cfg: mmcv activation config.
+    """
+    NUM_MAPS = 5  # mask, mask prompt, mask prompt validity, positive clicks, negative clicks
+
+    def __init__(self,
+                 feat_channels: int,
+                 hidden_channels: int = 16,
+                 num_layers: int = 3,
+                 click_sigma: float = 1.0,
+                 act_cfg: dict = dict(type='ReLU'),
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if num_layers < 1:
+            raise ValueError(f'PromptMaskRefiner: num_layers must be >= 1, got {num_layers}')
+        if click_sigma <= 0:
+            raise ValueError(f'PromptMaskRefiner: click_sigma must be > 0, got {click_sigma}')
+        self.feat_channels, self.click_sigma = feat_channels, float(click_sigma)
+        self.feat_proj = nn.Conv2d(feat_channels, hidden_channels, 1)
+        self.map_embed = nn.Conv2d(self.NUM_MAPS, hidden_channels, 3, padding=1)
+        self.act = build_activation_layer(act_cfg)
+        self.body = nn.Sequential(*[
+            ConvModule(hidden_channels, hidden_channels, 3, padding=1, act_cfg=act_cfg)
+            for _ in range(num_layers - 1)])
+        self.out_conv = nn.Conv2d(hidden_channels, 1, 3, padding=1)
+        constant_init(self.out_conv, 0)
+
+    def init_weights(self) -> None:
+        # whatever init_cfg draws, the refiner must start as the identity
+        super().init_weights()
+        constant_init(self.out_conv, 0)
+
+    def click_maps(self, point_coords: Tensor, point_labels: Tensor, grid_hw: tuple) -> Tensor:
+        """Positive / negative click maps ``[R, 2, h, w]`` in 0..1 on a grid over the input.
+
+        ``point_coords [R, P, 2]`` are (x, y) / (W, H) of the padded input; the click at pixel
+        (x, y) peaks in cell (y // stride, x // stride)."""
+        h, w = grid_hw
+        r = point_coords.shape[0]
+        if point_coords.numel() == 0:
+            return point_coords.new_zeros(r, 2, h, w)
+        cx = point_coords[..., 0] * w  # click position in cell units
+        cy = point_coords[..., 1] * h
+        ys = torch.arange(h, device=point_coords.device, dtype=point_coords.dtype) + 0.5
+        xs = torch.arange(w, device=point_coords.device, dtype=point_coords.dtype) + 0.5
+        d2 = (ys[None, None, :, None] - cy[..., None, None]) ** 2 \
+            + (xs[None, None, None, :] - cx[..., None, None]) ** 2  # [R, P, h, w]
+        g = torch.exp(-d2 / (2 * self.click_sigma ** 2))
+        maps = [(g * (point_labels == lab)[..., None, None].to(g)).amax(1)
+                for lab in (POSITIVE, NEGATIVE)]
+        return torch.stack(maps, dim=1)
+
+    def forward(self, feat: Tensor, mask_logits: Tensor, prompt_logits: Tensor,
+                prompt_valid: Tensor, point_coords: Tensor, point_labels: Tensor) -> Tensor:
+        """Refine one mask per row.
+
+        Args:
+            feat: ``[R, C, h, w]`` each row's frame feature.
+            mask_logits: ``[R, h, w]`` current mask logits.
+            prompt_logits: ``[R, h, w]`` mask prompt logits (``PromptTokens.mask_logits``).
+            prompt_valid: bool ``[R]``: the row has a mask prompt.
+            point_coords / point_labels: ``[R, P, 2]`` / ``[R, P]`` (``PromptTokens``).
+
+        Returns:
+            ``[R, h, w]`` refined logits.
+        """
+        r, h, w = mask_logits.shape
+        if feat.dim() != 4 or feat.shape[0] != r or feat.shape[1] != self.feat_channels \
+                or feat.shape[-2:] != (h, w):
+            raise ValueError(f'PromptMaskRefiner: feat must be [R={r}, {self.feat_channels}, {h}, '
+                             f'{w}] (one frame feature per mask), got {tuple(feat.shape)}')
+        if prompt_logits.shape != mask_logits.shape or prompt_valid.shape != (r, ):
+            raise ValueError(f'PromptMaskRefiner: prompt_logits must be {tuple(mask_logits.shape)} '
+                             f'and prompt_valid [{r}], got {tuple(prompt_logits.shape)} and '
+                             f'{tuple(prompt_valid.shape)}')
+        if point_coords.shape[:2] != point_labels.shape or point_coords.shape[0] != r:
+            raise ValueError(f'PromptMaskRefiner: point_coords [R={r}, P, 2] and point_labels '
+                             f'[R, P] disagree: {tuple(point_coords.shape)} vs '
+                             f'{tuple(point_labels.shape)}')
+        if r == 0:
+            return mask_logits
+        valid = prompt_valid.to(mask_logits)[:, None, None]
+        maps = torch.cat([
+            mask_logits.sigmoid()[:, None],
+            (prompt_logits.sigmoid() * valid)[:, None],
+            valid.expand(r, h, w)[:, None],
+            self.click_maps(point_coords.to(mask_logits), point_labels, (h, w))], dim=1)
+        x = self.act(self.feat_proj(feat) + self.map_embed(maps))
+        return mask_logits + self.out_conv(self.body(x))[:, 0]
