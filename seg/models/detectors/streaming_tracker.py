@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seg.models.utils import StreamingMemory
+from ..heads.prompt_mask_refiner import DensePrompts
 from ..heads.rapsam_head import HeadOutput, RapSAMVideoHead
 from ..heads.sam_prompt_encoder import PromptTokens
 
@@ -29,7 +30,9 @@ class StreamingTracker:
     1. tracked objects: query = ``head.read_memory(prompt query, memory.fetch(t))``, initial mask =
        the newest remembered mask (mask propagation);
     2. objects prompted on frame t (new ids, or re-prompted ones): queries from their prompt tokens;
-    3. the head decodes all of them on frame t's feature (prompt queries only);
+    3. the head decodes all of them on frame t's feature (prompt queries only); its prompt refiner,
+       if any, corrects every mask per pixel from the object's dense prompts: the propagated mask
+       for a tracked object, the given mask prompt and clicks for a prompted one;
     4. the memory takes the result: ``add_object`` for prompted objects (storing the mask prompt
        itself where one was given), ``update`` for the others (the language guard may reject it,
        and then that frame neither feeds the next one nor enters the memory).
@@ -92,19 +95,21 @@ class StreamingTracker:
         if not tracked and not num_new:
             raise ValueError(f'StreamingTracker: frame {frame_id} has no tracked object and no prompt')
 
-        queries, masks = [], []
+        queries, masks, dense = [], [], []
         if tracked:
             q, m = self._read_memory(head, tracked, frame_id)
             queries.append(q)
             masks.append(m)
+            dense.append(DensePrompts.from_masks(m))
         if num_new:
             new_q, new_m, _ = head.init_prompt_queries(prompts, feat)
             queries.append(new_q[0])
             masks.append(new_m[0, :, 0])
+            dense.append(DensePrompts.from_tokens(prompts))
         query = torch.cat(queries)[None]
         valid = torch.ones(query.shape[:2], dtype=torch.bool, device=query.device)
         out = head.decode(feat, None, (query, torch.cat(masks)[None, :, None], valid), num_stages,
-                          mask_refiner)
+                          mask_refiner, dense_prompts=DensePrompts.cat(dense))
 
         final = out.final
         embeds = F.normalize(final.prm_cls_embed, dim=-1)

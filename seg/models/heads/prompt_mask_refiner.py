@@ -1,5 +1,6 @@
 """Dense correction of prompt masks from the clicks and the previous mask (RITM / SAM style)."""
-from typing import Optional
+from dataclasses import dataclass, fields
+from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -9,7 +10,57 @@ from mmengine.model.weight_init import constant_init
 from torch import Tensor
 
 from seg.registry import MODELS
-from seg.structures import NEGATIVE, POSITIVE
+from seg.structures import NEGATIVE, PADDING, POSITIVE
+from .sam_prompt_encoder import PromptTokens
+
+
+@dataclass
+class DensePrompts:
+    """The raw per-row prompts ``PromptMaskRefiner`` reads (``N`` rows): where each row is refined
+    and its mask prompt and clicks, in ``PromptTokens``' conventions. A clip decode takes them from
+    its prompt tokens; the streaming tracker feeds each tracked object's propagated mask back as
+    its mask prompt."""
+    batch_index: Tensor   # [N] long: the sample of the row
+    frame_index: Tensor   # [N] long: the frame of that sample the row is refined on
+    mask_logits: Tensor   # [N, h, w] mask prompt logits (ignored where mask_valid is False)
+    mask_valid: Tensor    # [N] bool
+    point_coords: Tensor  # [N, P, 2] in 0..1 of the padded input
+    point_labels: Tensor  # [N, P] long: POSITIVE / NEGATIVE / PADDING
+
+    @property
+    def num_prompts(self) -> int:
+        return self.mask_logits.shape[0]
+
+    @classmethod
+    def from_tokens(cls, tokens: PromptTokens) -> 'DensePrompts':
+        """The dense prompts of encoded prompts, row for row."""
+        return cls(**{f.name: getattr(tokens, f.name) for f in fields(cls)})
+
+    @classmethod
+    def from_masks(cls, mask_logits: Tensor) -> 'DensePrompts':
+        """Rows prompted by a mask only (``[N, h, w]`` logits) on frame 0 of sample 0."""
+        n, dev = mask_logits.shape[0], mask_logits.device
+        zeros = torch.zeros(n, dtype=torch.long, device=dev)
+        return cls(zeros, zeros, mask_logits, torch.ones(n, dtype=torch.bool, device=dev),
+                   mask_logits.new_zeros(n, 0, 2), zeros.new_zeros(n, 0))
+
+    @classmethod
+    def cat(cls, parts: Sequence['DensePrompts']) -> 'DensePrompts':
+        """The rows of ``parts`` in order; clicks padded (``PADDING``) to the longest row."""
+        if not parts:
+            raise ValueError('DensePrompts.cat: nothing to concatenate')
+        p_max = max(d.point_labels.shape[1] for d in parts)
+
+        def pad(x: Tensor, value: float) -> Tensor:  # [N, P, ...] -> [N, p_max, ...]
+            extra = x.new_full((x.shape[0], p_max - x.shape[1], *x.shape[2:]), value)
+            return torch.cat([x, extra], dim=1)
+
+        return cls(torch.cat([d.batch_index for d in parts]),
+                   torch.cat([d.frame_index for d in parts]),
+                   torch.cat([d.mask_logits for d in parts]),
+                   torch.cat([d.mask_valid for d in parts]),
+                   torch.cat([pad(d.point_coords, 0.) for d in parts]),
+                   torch.cat([pad(d.point_labels, PADDING) for d in parts]))
 
 
 @MODELS.register_module()

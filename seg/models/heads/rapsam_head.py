@@ -16,6 +16,7 @@ from mmengine.structures import InstanceData
 
 from seg.registry import MODELS, TASK_UTILS
 from .iou_head import grid_mask_iou
+from .prompt_mask_refiner import DensePrompts
 from .sam_prompt_encoder import PromptTokens
 
 
@@ -199,7 +200,7 @@ class RapSAMVideoHead(BaseModule):
         if prompts is not None and prompts.num_prompts > 0:
             prm = self.init_prompt_queries(prompts, feats)
         return self.decode(feats, objects, prm, num_stages, mask_refiner, prompt_exits,
-                           prompt_tokens=prompts if prm is not None else None)
+                           dense_prompts=DensePrompts.from_tokens(prompts) if prm is not None else None)
 
     def init_object_queries(self, feats: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """The learned object queries ``[B, Q, C]`` and their initial masks ``[B, Q, T, h, w]``."""
@@ -220,12 +221,12 @@ class RapSAMVideoHead(BaseModule):
                num_stages: Optional[int] = None,
                mask_refiner: Optional[nn.Module] = None,
                prompt_exits: Sequence[int] = (),
-               prompt_tokens: Optional[PromptTokens] = None) -> HeadOutput:
+               dense_prompts: Optional[DensePrompts] = None) -> HeadOutput:
         """Run the shared stages, then the task adaptors, on given initial queries.
 
         The output step (the last one) is formed from the last stage run: the task adaptors (a task
         without one keeps the stage's prediction), then ``mask_refiner``, then the
-        ``prompt_refiner`` (with ``prompt_tokens``), then the IoU head.
+        ``prompt_refiner`` (with ``dense_prompts``), then the IoU head.
 
         Args:
             feats: ``[B, C, T, h, w]``.
@@ -241,11 +242,12 @@ class RapSAMVideoHead(BaseModule):
                 predictions (prompt adaptor, refiner, IoU head): ``HeadOutput.exits[d]``, prompt
                 entries only. Training supervises them so that every depth the TaskRouter routes
                 prompts to is trained. Without prompt queries there are no exits.
-            prompt_tokens: the encoded prompts of the prompt queries, one row per valid query in
-                order (``forward`` passes them). With a ``prompt_refiner``, each row's mask on the
-                frame its prompts were given on (``frame_index``) is corrected from its clicks and
-                mask prompt; the other frames of a clip are left as decoded (they have no clicks).
-                None (the streaming tracker's decodes): no prompt refinement.
+            dense_prompts: the raw prompts of the prompt queries, one row per valid query in order
+                (``forward`` takes them from its prompt tokens; the streaming tracker passes each
+                tracked object's propagated mask as its mask prompt). With a ``prompt_refiner``,
+                each row's mask on its ``frame_index`` is corrected from its clicks and mask
+                prompt; the other frames of a clip are left as decoded (they have no clicks).
+                None: no prompt refinement.
         """
         self._check_feats(feats)
         n_stages = self.num_stages if num_stages is None else num_stages
@@ -268,11 +270,11 @@ class RapSAMVideoHead(BaseModule):
                                                       obj_query=None, obj_cls_embed=None)
                     out.exits[depth] = self._output_step(prompt_only, feats, None, None,
                                                          (prm_q, prm_m, prm_valid), mask_refiner,
-                                                         prompt_tokens)
+                                                         dense_prompts)
             out.steps.append(step)
         final = self._output_step(out.steps[-1], feats, obj_q, obj_m,
                                   None if prm_q is None else (prm_q, prm_m, prm_valid), mask_refiner,
-                                  prompt_tokens)
+                                  dense_prompts)
         if self.panoptic_adaptor is not None or self.prompt_adaptor is not None:
             out.steps.append(final)
         else:  # no adaptor step: the last stage is the output
@@ -283,7 +285,7 @@ class RapSAMVideoHead(BaseModule):
                      obj_m: Optional[torch.Tensor],
                      prompts: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
                      mask_refiner: Optional[nn.Module],
-                     prompt_tokens: Optional[PromptTokens] = None) -> StepOutput:
+                     dense_prompts: Optional[DensePrompts] = None) -> StepOutput:
         """The output formed from a stage's ``step`` and the queries / masks it produced: task
         adaptors (a task without one keeps the stage's prediction), refiners, IoU head. One function
         for the final step and the prompt exits, so an exit is exactly the routed inference output."""
@@ -298,9 +300,9 @@ class RapSAMVideoHead(BaseModule):
                                   prm_valid)
         if mask_refiner is not None:
             step = self._refine(step, feats, mask_refiner, prm_valid)
-        if self.prompt_refiner is not None and prompt_tokens is not None \
+        if self.prompt_refiner is not None and dense_prompts is not None \
                 and step.prm_mask is not None:
-            step.prm_mask = self._refine_prompts(step.prm_mask, feats, prompt_tokens)
+            step.prm_mask = self._refine_prompts(step.prm_mask, feats, dense_prompts)
         if self.iou_head is not None and step.prm_query is not None:
             step.prm_iou = self.iou_head(step.prm_query)
         return step
@@ -352,11 +354,11 @@ class RapSAMVideoHead(BaseModule):
         return step
 
     def _refine_prompts(self, masks: torch.Tensor, feats: torch.Tensor,
-                        tokens: PromptTokens) -> torch.Tensor:
+                        tokens: DensePrompts) -> torch.Tensor:
         """``masks [N, T, h, w]`` with each row's prompted frame corrected by ``prompt_refiner``
         from its frame feature, clicks and mask prompt."""
         if tokens.num_prompts != masks.shape[0]:
-            raise ValueError(f'RapSAMVideoHead: prompt_tokens has {tokens.num_prompts} rows, the '
+            raise ValueError(f'RapSAMVideoHead: dense_prompts has {tokens.num_prompts} rows, the '
                              f'prompt masks {masks.shape[0]}; they must be the same prompts')
         rows = torch.arange(masks.shape[0], device=masks.device)
         b, t = tokens.batch_index, tokens.frame_index

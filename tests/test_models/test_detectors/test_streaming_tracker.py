@@ -1,18 +1,20 @@
 """StreamingTracker: the per-video state of the streaming VOS path (memory, mask propagation, ids)."""
+import inspect
+
 import pytest
 import torch
 
 from seg.models.detectors.streaming_tracker import StreamingTracker, mask_confidence
 from seg.registry import MODELS
-from seg.structures import build_prompts
+from seg.structures import POSITIVE, build_prompts
 from tests.test_models.tiny_cases.heads import C, HEAD, TEXT
 
 H = W = 32  # input size; features 8x8
 LONG, SHORT = 2, 3
 
 
-def _head():
-    head = MODELS.build(dict(HEAD, memory_reader=dict()))
+def _head(**cfg):
+    head = MODELS.build(dict(HEAD, memory_reader=dict(), **cfg))
     head.set_class_embeddings(torch.randn(head.num_classes, TEXT))
     return head.eval()
 
@@ -81,6 +83,42 @@ def test_tracked_objects_start_from_the_newest_remembered_mask_and_the_memory_re
     assert torch.equal(read['query'][0], tracker.queries[1])
     assert torch.equal(read['embeds'][0], memory.embeds) and read['age'][0].tolist() == [2, 1]
     assert torch.equal(seen['query'][0, 0], read['result'][0])
+
+
+@torch.no_grad()
+def test_prompt_refiner_corrects_every_frame_from_the_propagated_mask():
+    head, tracker = _head(prompt_refiner=dict(hidden_channels=4)), _tracker()
+    torch.nn.init.normal_(head.prompt_refiner.out_conv.weight)  # not the identity it starts as
+    calls = []
+    sig = inspect.signature(head.prompt_refiner.forward)
+    head.prompt_refiner.register_forward_hook(
+        lambda m, args, kwargs, out: calls.append(dict(sig.bind(*args, **kwargs).arguments,
+                                                       out=out)), with_kwargs=True)
+    feat = _feat()
+    p = build_prompts(points=[[[4, 5]], [[20, 20]]], point_labels=[[1], [1]])
+    p.masks = torch.zeros(2, H, W)
+    p.masks[1, :16, :16] = 1  # object 2 also has a mask prompt
+    tokens = _tokens(head, feat, p)
+    _, out = tracker.step(head, feat, 0, tokens, [1, 2])
+    # the prompted frame: each row's own clicks and mask prompt (where given)
+    (call, ) = calls
+    assert call['prompt_valid'].tolist() == [False, True]
+    torch.testing.assert_close(call['prompt_logits'][1], tokens.mask_logits[1])
+    assert (call['point_labels'] == POSITIVE).sum(1).tolist() == [1, 1]
+    torch.testing.assert_close(out.final.prm_mask[:, 0], call['out'])
+    # the memory keeps a given mask prompt itself rather than the decoded mask
+    prev = torch.stack([out.final.prm_mask[0, 0], tokens.mask_logits[1]])
+    for t in range(1, 4):
+        ids, out = tracker.step(head, _feat(), t)
+        call = calls[t]
+        # tracked frames: the previous frame's result fed back as the mask prompt, no clicks
+        assert ids == [1, 2] and call['prompt_valid'].tolist() == [True, True]
+        torch.testing.assert_close(call['prompt_logits'], prev)
+        assert not (call['point_labels'] != -1).any()
+        # the refined masks are the frame's output
+        torch.testing.assert_close(out.final.prm_mask[:, 0], call['out'])
+        prev = out.final.prm_mask[:, 0]
+    assert len(calls) == 4
 
 
 @torch.no_grad()
