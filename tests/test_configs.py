@@ -12,7 +12,10 @@ import seg  # noqa: F401
 from seg.registry import MODELS
 from tests.conftest import REPO_ROOT
 
-CONFIGS = sorted(p for p in (REPO_ROOT / 'configs').rglob('*.py') if '_base_' not in p.parts)
+# pieces read by other configs that hold no model of their own (like those under _base_)
+CONFIG_PIECES = ('fastsam2/runtime_default.py', 'fastsam2/toy/toy_base.py')
+CONFIGS = sorted(p for p in (REPO_ROOT / 'configs').rglob('*.py') if '_base_' not in p.parts
+                 and str(p.relative_to(REPO_ROOT / 'configs')) not in CONFIG_PIECES)
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: str(p.relative_to(REPO_ROOT / 'configs')))
@@ -44,3 +47,23 @@ def test_r50_config_needs_its_local_weights_then_builds_with_matching_shapes():
         feat = model.extract_feat(torch.randn(1, 3, 64, 64))
     assert feat.shape == (1, 256, 16, 16)
     assert model.backbone.text_embed_dim == head.class_text_embeds.shape[1]
+
+
+@pytest.mark.parametrize('piece', CONFIG_PIECES)
+def test_config_pieces_load(piece):
+    assert Config.fromfile(str(REPO_ROOT / 'configs' / piece))
+
+
+def test_fastsam2_vocabulary_holds_every_youtube_vis_class():
+    from seg.datasets.youtube_vis import YTVIS_2019_CLASSES
+    c = Config.fromfile(str(REPO_ROOT / 'configs/_base_/datasets/fastsam2_vocabulary.py'))
+    classes, aliases = c.fastsam2_classes, c.fastsam2_aliases
+    assert [y for y in YTVIS_2019_CLASSES if aliases.get(y, y) not in classes] == []
+    assert len(set(classes)) == len(classes) and 'object' in c.fastsam2_thing_classes
+    assert classes[:80] == c.coco_panoptic_thing_classes
+
+
+def test_tiny_teacher_config_matches_the_teacher_module():
+    from seg.models.teachers import TINY_SAM2_OVERRIDES
+    c = Config.fromfile(str(REPO_ROOT / 'configs/_base_/models/sam2_teachers.py'))
+    assert tuple(c.sam2_tiny_random_teacher.overrides) == TINY_SAM2_OVERRIDES

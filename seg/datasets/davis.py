@@ -9,7 +9,7 @@ Layout under ``data_root``::
 """
 import os
 import os.path as osp
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from mmengine.fileio import load
 
@@ -57,6 +57,9 @@ class DAVISDataset(BaseVideoSegDataset):
     Args:
         year: ``'2016'`` (binary masks -> object id 1) or ``'2017'`` (palette ids).
         split: the ``ImageSets/<year>/<split>.txt`` list; None uses every sequence folder.
+        sequences: an explicit list of sequence names (a split chosen in the config, for roots
+            without ``ImageSets``, e.g. a train / held-out division); needs ``split=None``. With
+            ``ann_file``, the index's videos of these names, in this order.
         resolution: the ``480p`` / ``Full-Resolution`` sub-folder.
         ann_file: optional index file written by ``tools/dataset_converters/davis_to_index.py``
             (json/pkl holding this dataset's ``data_list``); when given, the folders are not
@@ -70,10 +73,22 @@ class DAVISDataset(BaseVideoSegDataset):
     METAINFO = dict(classes=('object', ))
 
     def __init__(self, *args, year: str = '2017', split: Optional[str] = 'train',
-                 resolution: str = '480p', **kwargs) -> None:
+                 sequences: Optional[Sequence[str]] = None, resolution: str = '480p',
+                 **kwargs) -> None:
         if str(year) not in MASK_FORMATS:
             raise ValueError(f"DAVISDataset: year must be '2016' or '2017', got {year!r}")
+        if sequences is not None:
+            if split is not None:
+                raise ValueError(f'DAVISDataset: give either split ({split!r}) or sequences, not '
+                                 'both (set split=None to use the sequence list)')
+            if isinstance(sequences, str) or not sequences:
+                raise ValueError(f'DAVISDataset: sequences must be a non-empty list of sequence '
+                                 f'names, got {sequences!r}')
+            sequences = [str(s) for s in sequences]
+            if len(set(sequences)) != len(sequences):
+                raise ValueError(f'DAVISDataset: sequences lists a name twice: {sequences}')
         self.year, self.split, self.resolution = str(year), split, resolution
+        self.sequences = sequences
         super().__init__(*args, **kwargs)
 
     def load_data_list(self) -> List[dict]:
@@ -88,15 +103,23 @@ class DAVISDataset(BaseVideoSegDataset):
                     frame['img_path'] = osp.join(self.data_root, frame['img_path'])
                     if frame['seg_map_path'] is not None:
                         frame['seg_map_path'] = osp.join(self.data_root, frame['seg_map_path'])
-            return self.check_videos(index['data_list'], self.ann_file)
+            videos = index['data_list']
+            if self.sequences is not None:
+                by_name = {v['video_name']: v for v in videos}
+                missing = [s for s in self.sequences if s not in by_name]
+                if missing:
+                    raise KeyError(f'DAVIS index file {self.ann_file} has no sequence {missing}')
+                videos = [by_name[s] for s in self.sequences]
+            return self.check_videos(videos, self.ann_file)
         return self.check_videos(self.scan_folders(), self.data_root)
 
     def scan_folders(self) -> List[dict]:
         """Scan the DAVIS folders into the unified video list (bad data per ``on_bad_data``)."""
         root, fmt = self.data_root, MASK_FORMATS[self.year]
         videos, img_id = [], 0
-        for video_id, name in enumerate(davis_sequences(root, self.year, self.split,
-                                                        self.resolution)):
+        names = (self.sequences if self.sequences is not None
+                 else davis_sequences(root, self.year, self.split, self.resolution))
+        for video_id, name in enumerate(names):
             try:
                 frames = scan_davis_sequence(root, self.resolution, name)
             except FileNotFoundError as e:

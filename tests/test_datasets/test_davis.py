@@ -126,3 +126,23 @@ def test_bad_mask_values_name_the_png(toy, tmp_path):
 def test_year_is_checked():
     with pytest.raises(ValueError, match='year'):
         DATASETS.build(dict(type='DAVISDataset', data_root='/nonexistent', year='2019'))
+
+
+def test_sequence_list_selects_and_orders(shared_data, toy, tmp_path):
+    ds = _davis(shared_data / 'davis2016', year='2016', split=None, pipeline=[],
+                sequences=['goat', 'camel'])
+    assert [ds.get_data_info(i)['video_name'] for i in range(len(ds))] == ['goat', 'camel']
+    with pytest.raises(ValueError, match='either split'):
+        _davis(shared_data / 'davis2016', year='2016', split='train', sequences=['goat'])
+    with pytest.raises(ValueError, match='non-empty list'):
+        _davis(shared_data / 'davis2016', year='2016', split=None, sequences='goat')
+    with pytest.raises(FileNotFoundError, match='no-such-seq'):
+        _davis(shared_data / 'davis2016', year='2016', split=None, sequences=['no-such-seq'])
+    # an index file is filtered to the listed sequences
+    from seg.datasets.converters.davis_index import davis_to_index
+    index = tmp_path / 'index.json'
+    davis_to_index(str(toy.davis_root), str(index), year='2017', split='train')
+    ds = _davis(toy.davis_root, split=None, ann_file=str(index), sequences=['toy-seq1'])
+    assert [ds.get_data_info(i)['video_name'] for i in range(len(ds))] == ['toy-seq1']
+    with pytest.raises(KeyError, match='toy-seq2'):
+        _davis(toy.davis_root, split=None, ann_file=str(index), sequences=['toy-seq2'])

@@ -35,6 +35,8 @@ class LoadCocoPanopticAnnotations(LoadAnnotations):
 
     - ``gt_bboxes`` / ``gt_bboxes_labels`` / ``gt_ignore_flags``: the thing instances,
     - ``gt_masks`` (``BitmapMasks``): one mask per thing segment, in ``segments_info`` order,
+      and ``gt_instances_ids`` (int64): their segment ids (mmdet's ``RandomCrop`` drops ids with
+      their boxes; ``LoadStoredPrompts`` matches offline prompts to targets by them),
     - ``gt_seg_map`` (uint8 [H, W]): contiguous labels, things ``0..T-1``, stuff ``T..``, 255 void.
 
     Args:
@@ -102,6 +104,8 @@ class LoadCocoPanopticAnnotations(LoadAnnotations):
                 thing_masks.append(mask.astype(np.uint8))
         if self.with_mask:
             results['gt_masks'] = BitmapMasks(thing_masks, h, w)
+            results['gt_instances_ids'] = np.array(
+                [s['id'] for s in results['segments_info'] if s.get('is_thing')], dtype=np.int64)
         if self.with_seg:
             results['gt_seg_map'] = seg_map
 

@@ -1,3 +1,4 @@
+from .clip_length_curriculum_hook import ClipLengthCurriculumHook
 from .interactive_predictor_hook import BindInteractivePredictorHook
 
-__all__ = ['BindInteractivePredictorHook']
+__all__ = ['BindInteractivePredictorHook', 'ClipLengthCurriculumHook']

@@ -28,12 +28,14 @@ class DAVISMetric(BaseMetric):
 
     ``outfile_dir`` must be shared by all ranks in multi-node runs; without it a temporary
     folder is used and removed with the metric. ``binary_masks`` reads DAVIS-2016 0/255 GT.
+    ``davis_root=None`` takes the root from the frames' ``img_path`` (``<root>/JPEGImages/<res>/
+    <seq>/<frame>.jpg``), so a config whose dataset root is overridden needs no second override.
     """
 
     default_prefix: Optional[str] = 'davis'
 
     def __init__(self,
-                 davis_root: str,
+                 davis_root: Optional[str] = None,
                  outfile_dir: Optional[str] = None,
                  resolution: str = '480p',
                  binary_masks: bool = False,
@@ -41,6 +43,7 @@ class DAVISMetric(BaseMetric):
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.davis_root = davis_root
+        self._frame_root: Optional[Path] = None  # inferred from img_path when davis_root is None
         self.resolution = resolution
         self.binary_masks = binary_masks
         self._tmp_dir = None
@@ -67,6 +70,12 @@ class DAVISMetric(BaseMetric):
     def _write_frame(self, frame: Any) -> str:
         img_path = Path(get_field(frame, 'img_path'))
         seq, name = img_path.parent.name, img_path.stem
+        if self.davis_root is None:
+            root = _root_of_frame(img_path)
+            if self._frame_root not in (None, root):
+                raise ValueError(f'DAVISMetric: frames from two DAVIS roots, {self._frame_root} '
+                                 f'and {root}; set davis_root')
+            self._frame_root = root
         pred = get_field(frame, 'pred_instances')
         if pred is None:
             raise KeyError(f'{img_path}: frame has no pred_instances')
@@ -82,11 +91,23 @@ class DAVISMetric(BaseMetric):
         return seq
 
     def compute_metrics(self, results: List[str]) -> Dict[str, float]:
+        davis_root = self.davis_root or self._frame_root
+        if davis_root is None:
+            raise ValueError('DAVISMetric: davis_root was not given and no frame was processed to '
+                             'infer it from')
         sequences = list(dict.fromkeys(results))  # unique, first-seen order
-        result = evaluate_davis(self.davis_root, self.outfile_dir, resolution=self.resolution,
+        result = evaluate_davis(davis_root, self.outfile_dir, resolution=self.resolution,
                                 sequences=sequences, binary_masks=self.binary_masks)
         if is_main_process():
             MMLogger.get_current_instance().info(
                 f'DAVIS J&F on {len(sequences)} sequence(s), results in {self.outfile_dir}\n'
                 f'{format_davis_table(result)}')
         return {k: result[k] for k in GLOBAL_KEYS}
+
+
+def _root_of_frame(img_path: Path) -> Path:
+    """``<root>/JPEGImages/<res>/<seq>/<frame>.jpg`` -> ``<root>``."""
+    if len(img_path.parents) < 4 or img_path.parents[2].name != 'JPEGImages':
+        raise ValueError(f'DAVISMetric: cannot infer the DAVIS root from {img_path} (expected '
+                         '<root>/JPEGImages/<resolution>/<sequence>/<frame>.jpg); set davis_root')
+    return img_path.parents[3]

@@ -33,6 +33,11 @@ class PanopticQualityMetric(BaseMetric):
     ``tools/evaluation/eval_coco_panoptic.py`` / the evaluation server:
     ``<prefix>.panoptic/<image>.png`` and ``<prefix>.panoptic.json`` (atomically).
     ``format_only`` only writes them (e.g. test-dev, whose GT is hidden). Metrics are fractions.
+
+    ``void_unknown_classes``: a model whose vocabulary is larger than the GT json's categories
+    (the staged FastSAM2 models add YouTube-VIS classes and DAVIS's ``'object'``; give the dataset
+    that vocabulary as ``metainfo['classes']``) has its segments of the classes the json lacks
+    scored as void; by default such a class is an error (a misspelt name must not pass silently).
     """
 
     default_prefix: Optional[str] = 'coco_panoptic'
@@ -42,6 +47,7 @@ class PanopticQualityMetric(BaseMetric):
                  seg_prefix: Optional[str] = None,
                  outfile_prefix: Optional[str] = None,
                  format_only: bool = False,
+                 void_unknown_classes: bool = False,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
@@ -51,6 +57,7 @@ class PanopticQualityMetric(BaseMetric):
         self.seg_prefix = seg_prefix
         self.outfile_prefix = outfile_prefix
         self.format_only = format_only
+        self.void_unknown_classes = void_unknown_classes
         self._gt_json = None
         if ann_file is not None:
             self._gt_json = json.loads(Path(ann_file).read_text())
@@ -73,9 +80,10 @@ class PanopticQualityMetric(BaseMetric):
         cats = {int(c['id']): c for c in self._gt_json['categories']}
         by_name = {c['name']: cat_id for cat_id, c in cats.items()}
         unknown = [c for c in classes if c not in by_name]
-        if unknown:
-            raise KeyError(f'{self.ann_file}: classes {unknown[:5]} are not category names')
-        return cats, {i: by_name[c] for i, c in enumerate(classes)}
+        if unknown and not self.void_unknown_classes:
+            raise KeyError(f'{self.ann_file}: classes {unknown[:5]} are not category names '
+                           '(void_unknown_classes=True scores them as void)')
+        return cats, {i: by_name[c] for i, c in enumerate(classes) if c in by_name}
 
     def _prediction(self, sample: Any, label2cat: Dict[int, int]) -> Tuple[np.ndarray, List[dict]]:
         pan_seg = get_field(sample, 'pred_panoptic_seg')
@@ -87,7 +95,7 @@ class PanopticQualityMetric(BaseMetric):
         if pan.ndim != 2 or pan.min(initial=0) < 0:
             raise ValueError(f'pred_panoptic_seg.sem_seg must be [1, H, W] non-negative, got '
                              f'{pan.shape}')
-        num_classes = len(label2cat)
+        num_classes = len(self.dataset_meta['classes'])
         values, inverse = np.unique(pan, return_inverse=True)
         labels = values % INSTANCE_OFFSET
         if (labels > num_classes).any():
@@ -96,6 +104,8 @@ class PanopticQualityMetric(BaseMetric):
         new_ids = np.zeros(len(values), dtype=np.int64)
         segments = []
         for k in np.flatnonzero(labels != num_classes):
+            if int(labels[k]) not in label2cat:  # a class the GT lacks (void_unknown_classes)
+                continue
             new_ids[k] = len(segments) + 1
             segments.append({'id': len(segments) + 1, 'category_id': label2cat[int(labels[k])]})
         return new_ids[inverse].reshape(pan.shape), segments

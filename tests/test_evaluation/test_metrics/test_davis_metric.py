@@ -11,11 +11,11 @@ from seg.registry import METRICS
 from ..test_davis import H, W, _tiny_root, _two_objects
 
 
-def _video(frames_ids, shape=(H, W)):
+def _video(frames_ids, shape=(H, W), root='/x'):
     """One TrackDataSample whose frame t predicts the objects of the id map frames_ids[t]."""
     frames = []
     for t, ids in enumerate(frames_ids):
-        frame = DetDataSample(metainfo={'img_path': f'/x/JPEGImages/480p/a/{t:05d}.jpg',
+        frame = DetDataSample(metainfo={'img_path': f'{root}/JPEGImages/480p/a/{t:05d}.jpg',
                                         'frame_id': t, 'ori_shape': shape})
         present = [k for k in (1, 2) if (ids == k).any()]
         masks = np.array([ids == k for k in present], dtype=bool).reshape(-1, *shape)
@@ -64,3 +64,21 @@ def test_metric_rejects_masks_not_at_original_resolution(tmp_path):
                                             instances_id=torch.tensor([1]))
     with pytest.raises(ValueError, match='original resolution'):
         Evaluator([metric]).process([video])
+
+
+def test_metric_without_davis_root_reads_the_gt_beside_the_frames(tmp_path):
+    root = _tiny_root(tmp_path, [_two_objects()] * 4)
+    only_one = _two_objects()
+    only_one[only_one == 2] = 0
+    metric = METRICS.build(dict(type='DAVISMetric', outfile_dir=str(tmp_path / 'res')))
+    evaluator = Evaluator([metric])
+    evaluator.process([_video([_two_objects(), only_one, only_one, _two_objects()], root=root)])
+    out = evaluator.evaluate(1)
+    assert out['davis/J-Mean'] == pytest.approx(0.5)  # object 1 perfect, object 2 missed
+    # frames of two roots, or a path outside the DAVIS layout, need an explicit davis_root
+    with pytest.raises(ValueError, match='two DAVIS roots'):
+        Evaluator([metric]).process([_video([_two_objects()] * 2, root=tmp_path / 'other')])
+    with pytest.raises(ValueError, match='cannot infer the DAVIS root'):
+        video = _video([_two_objects()])
+        video.video_data_samples[0].set_metainfo({'img_path': '/x/frames/00000.jpg'})
+        Evaluator([METRICS.build(dict(type='DAVISMetric'))]).process([video])

@@ -97,3 +97,30 @@ def test_format_only_writes_without_gt_and_bad_labels_fail(shared_data, tmp_path
     samples[0].pred_panoptic_seg = PixelData(sem_seg=torch.full((1, 4, 4), 200))
     with pytest.raises(ValueError, match=r'labels \[200\] exceed the 133 classes'):
         _run(dict(type='PanopticQualityMetric'), meta, samples[:1])
+
+
+def test_a_larger_vocabulary_scores_its_extra_classes_as_void(shared_data):
+    """A model trained on a vocabulary with classes the GT json lacks (FastSAM2's staged models):
+    labels follow that vocabulary; segments of the extra classes are void with
+    ``void_unknown_classes``, and an error without it."""
+    root = shared_data / 'coco_panoptic_sample'
+    meta, samples = _samples(root)
+    things = meta['thing_classes']
+    extra = ['giant_panda', 'object']
+    vocab = things + extra + meta['classes'][len(things):]
+    old_void, new_void = len(meta['classes']), len(vocab)
+    for sample in samples:
+        pan = sample.pred_panoptic_seg.sem_seg.clone()
+        label, inst = pan % INSTANCE_OFFSET, pan // INSTANCE_OFFSET
+        label = torch.where(label >= len(things), label + len(extra), label)
+        label[label == old_void + len(extra)] = new_void
+        # an 'object' segment over a void part of the image: not a GT category, must not count
+        void = label == new_void
+        label[void & (torch.rand(void.shape) < 0.5)] = len(things) + 1
+        sample.pred_panoptic_seg = PixelData(sem_seg=label + inst * INSTANCE_OFFSET)
+    vocab_meta = dict(meta, classes=vocab)
+    cfg = dict(type='PanopticQualityMetric', ann_file=str(root / 'panoptic_examples.json'))
+    with pytest.raises(KeyError, match=r"classes \['giant_panda', 'object'\] are not category"):
+        _run(cfg, vocab_meta, samples)
+    out = _run(dict(cfg, void_unknown_classes=True), vocab_meta, samples)
+    assert out['coco_panoptic/PQ'] == 1.0
