@@ -13,7 +13,7 @@ from seg.registry import MODELS
 from tests.conftest import REPO_ROOT
 
 # pieces read by other configs that hold no model of their own (like those under _base_)
-CONFIG_PIECES = ('fastsam2/runtime_default.py', 'fastsam2/toy/toy_base.py')
+CONFIG_PIECES = ('fastsam2/runtime_default.py', 'fastsam2/toy/toy_base.py', 'fastsam2/toy/eval_toy.py')
 CONFIGS = sorted(p for p in (REPO_ROOT / 'configs').rglob('*.py') if '_base_' not in p.parts
                  and str(p.relative_to(REPO_ROOT / 'configs')) not in CONFIG_PIECES)
 
@@ -27,6 +27,10 @@ def test_config_loads(path: Path):
         assert cfg.train_dataloader.dataset.pipeline == cfg.train_pipeline
     if cfg.get('val_dataloader') and 'test_pipeline' in cfg:
         assert cfg.val_dataloader.dataset.pipeline == cfg.test_pipeline
+    # mmengine's Runner wants a loop's dataloader, cfg and evaluator all set or all None
+    for loop in ('val', 'test'):
+        parts = [cfg.get(f'{loop}_{k}') is None for k in ('dataloader', 'cfg', 'evaluator')]
+        assert len(set(parts)) == 1, f'{path}: {loop}_dataloader / _cfg / _evaluator only partly set'
 
 
 def test_coco_panoptic_class_names_match_mmdet():

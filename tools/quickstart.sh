@@ -10,6 +10,7 @@
 set -eo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/tools/setup_env.sh"
+set -eo pipefail  # setup_env.sh restores the caller's shell options: stop at the first failure
 cd "$root"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 out="${OUT_DIR:-outputs/quickstart}"

@@ -3,7 +3,7 @@ the toy stage-4 model (every task in one model) at a 256-px processing size, no 
 
 Each of them evaluates one task of a toy-trained checkpoint with ``tools/test.py``, e.g.::
 
-    python tools/test.py configs/fastsam2/toy/eval_panoptic_toy.py work_dirs/fastsam2_toy_stage4/iter_40.pth
+    python tools/test.py configs/fastsam2/toy/eval_panoptic_toy.py work_dirs/fastsam2_toy_stage4/iter_200.pth
 """
 from mmengine.config import read_base
 
@@ -12,12 +12,14 @@ with read_base():
 
 from mmcv.transforms import LoadImageFromFile
 from mmengine.dataset import DefaultSampler
+from mmengine.runner import TestLoop
 from mmdet.datasets.transforms import Resize
 
 from seg.datasets import CocoPanopticSegDataset
 from seg.datasets.transforms import LoadCocoPanopticAnnotations, PackSegInputs
 
 load_from = None  # tools/test.py names the checkpoint
+test_cfg = dict(type=TestLoop)
 model.data_preprocessor.resize_longest_side = 256
 eval_coco_root = toy_root + 'coco/'
 eval_coco_val = dict(

@@ -28,7 +28,7 @@ train_dataloader.dataset.update(
                  davis_vos=dict(toy_davis_vos_source, ratio=0.5)),
     classes=toy_vocabulary, num_thing_classes=len(toy_vocabulary_things), aliases=None)
 
-max_iters = 40
+max_iters = 200  # most of the toy budget: the joint stage is the one evaluated
 warmup_iters = max_iters // 20
 train_cfg.update(max_iters=max_iters, val_interval=max_iters)
 param_scheduler[0].update(end=warmup_iters)

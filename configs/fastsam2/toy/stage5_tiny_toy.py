@@ -12,7 +12,7 @@ with read_base():
     from .toy_base import toy_model, toy_root
 
 work_dir = 'work_dirs/fastsam2_toy_stage5'
-load_from = 'work_dirs/fastsam2_toy_stage4/iter_40.pth'
+load_from = 'work_dirs/fastsam2_toy_stage4/iter_200.pth'
 model = toy_model
 model.update(teacher=None, distill=None)
 model.backbone.distill_keys = ()
