@@ -54,7 +54,7 @@ trained="$prev"
 python tools/evaluation/compare_checkpoints.py \
   --configs "$toy/eval_interactive_toy.py" "$toy/eval_vos_toy.py" "$toy/eval_panoptic_toy.py" \
   --checkpoints "untrained=$work/untrained.pth" "trained=$trained" \
-  --work-dir "$work/eval" --out "$out/metrics.json" | tee "$out/metrics.md"
+  --work-dir "$work/eval" --out "$out/metrics.json" --table "$out/metrics.md"
 
 # pictures: a toy val image (panoptic; a click and a box on its first thing), the tracked toy video
 read -r img click box <<<"$(python - <<'PY'
@@ -78,5 +78,7 @@ python tools/analysis/draw_vos_results.py "data/toy/davis2017/JPEGImages/480p/$s
 python tools/analysis/plot_loss_curves.py "$work"/stage{1,2,3,4} --labels stage1 stage2 stage3 stage4 \
   --out "$out/loss_curves.png"
 
+echo "untrained vs trained (toy val splits):"
+cat "$out/metrics.md"
 echo "quickstart done in $(( $(date +%s) - start )) s: metrics in $out/metrics.md (untrained vs trained),"
 echo "pictures in $out/ (panoptic, interactive, vos_$seq.png, loss_curves.png). The teacher was RANDOM."

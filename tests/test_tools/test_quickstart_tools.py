@@ -86,3 +86,25 @@ def test_draw_vos_results_cli(tmp_path, monkeypatch):
     (results / '00009.png').write_bytes((results / '00000.png').read_bytes())  # no frame 9
     with pytest.raises(SystemExit):
         _run_main('analysis/draw_vos_results.py', [frames, results, '--out', out], monkeypatch)
+
+
+def test_compare_cli_writes_table_and_json(tmp_path, monkeypatch):
+    main = _tool('evaluation/compare_checkpoints.py')['main']
+    cfg, ckpt = tmp_path / 'c.py', tmp_path / 'w.pth'
+    cfg.write_text('')
+    ckpt.write_bytes(b'0')
+    seen = []
+
+    def fake_evaluate(configs, checkpoints, work_dir):  # the Runner part is covered by tools/test.py
+        seen.append((list(configs), dict(checkpoints), work_dir))
+        return {name: {'PQ': 10.0 * i} for i, name in enumerate(checkpoints)}
+
+    monkeypatch.setitem(main.__globals__, 'evaluate', fake_evaluate)
+    monkeypatch.setattr(sys, 'argv', ['x', '--configs', str(cfg), '--checkpoints', f'a={ckpt}',
+                                      f'b={ckpt}', '--work-dir', str(tmp_path / 'w'),
+                                      '--out', str(tmp_path / 'm.json'), '--table',
+                                      str(tmp_path / 'm.md')])
+    main()
+    assert seen == [([str(cfg)], {'a': str(ckpt), 'b': str(ckpt)}, str(tmp_path / 'w'))]
+    assert (tmp_path / 'm.md').read_text().splitlines()[2] == '| PQ | 0.0000 | 10.0000 |'
+    assert '"b"' in (tmp_path / 'm.json').read_text()

@@ -55,11 +55,12 @@ def plot_curves(runs: Sequence[List[dict]], labels: Sequence[str], keys: Sequenc
         offsets.append(start)
         start += max(r['iter'] for r in records)
     for ax, key in zip(axes.flat, keys):
-        for records, label, off in zip(runs, labels, offsets):
+        for i, (records, label, off) in enumerate(zip(runs, labels, offsets)):
             pts = [(off + r['iter'], r[key]) for r in records if key in r]
             if pts:
                 xs, ys = zip(*pts)
-                ax.plot(xs, ys, label=label, linewidth=1.2)
+                # one colour per run in every panel, also where an earlier run lacks the key
+                ax.plot(xs, ys, label=label, linewidth=1.2, color=f'C{i % 10}')
         for off in offsets[1:]:
             ax.axvline(off, color='grey', linestyle='--', linewidth=0.8)
         ax.set_title(key, fontsize=10)

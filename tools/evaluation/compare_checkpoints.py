@@ -3,7 +3,7 @@
     python tools/evaluation/compare_checkpoints.py \
         --configs configs/fastsam2/toy/eval_panoptic_toy.py configs/fastsam2/toy/eval_vos_toy.py \
         --checkpoints untrained=work_dirs/x/untrained.pth trained=work_dirs/x/iter_40.pth \
-        --work-dir work_dirs/compare --out compare.json [--keys PQ J&F-Mean ...]
+        --work-dir work_dirs/compare --out compare.json [--table compare.md] [--keys PQ J&F-Mean ...]
 
 Each (config, checkpoint) pair runs the config's test loop (mmengine ``Runner.test``) exactly as
 ``tools/test.py`` does; an evaluator's ``outfile_dir`` is moved to ``WORK_DIR/<config>/<name>/results``.
@@ -18,7 +18,7 @@ from mmengine.runner import Runner
 
 import seg  # noqa: F401  (registers the modules)
 from seg.engine.runner_config import load_runner_config
-from seg.utils import atomic_write_json
+from seg.utils import atomic_open, atomic_write_json
 
 
 def parse_named(items: Sequence[str]) -> Dict[str, str]:
@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument('--checkpoints', nargs='+', required=True, metavar='NAME=PATH')
     parser.add_argument('--work-dir', required=True)
     parser.add_argument('--out', help='JSON file for every metric of every checkpoint')
+    parser.add_argument('--table', help='also write the markdown table to this file')
     parser.add_argument('--keys', nargs='+', help='metrics to show in the table (default: all)')
     args = parser.parse_args()
     for config in args.configs:
@@ -89,7 +90,11 @@ def main() -> None:
     results = evaluate(args.configs, parse_named(args.checkpoints), args.work_dir)
     if args.out:
         atomic_write_json(results, args.out)
-    print(format_table(results, args.keys))
+    table = format_table(results, args.keys)
+    if args.table:
+        with atomic_open(args.table, 'w') as f:
+            f.write(table + '\n')
+    print(table)
 
 
 if __name__ == '__main__':
