@@ -1,4 +1,5 @@
 """Shared pytest fixtures."""
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,19 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f'{SHARED_DATA} is missing: clone the repo with ../shared beside it')
     return SHARED_DATA
+
+
+@pytest.fixture(scope='session', autouse=True)
+def _private_cache_dir(tmp_path_factory):
+    """Models built by the tests (random text towers) cache their class-name embeddings in a
+    session folder, not in the user's ``~/.cache/fastsam2`` (subprocesses inherit it)."""
+    previous = os.environ.get('FASTSAM2_CACHE_DIR')
+    os.environ['FASTSAM2_CACHE_DIR'] = str(tmp_path_factory.mktemp('fastsam2_cache'))
+    yield
+    if previous is None:
+        os.environ.pop('FASTSAM2_CACHE_DIR', None)
+    else:
+        os.environ['FASTSAM2_CACHE_DIR'] = previous
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,6 @@
-"""High-level inference: build a model from a config (+ local checkpoint) and run it on images."""
+"""``SegPredictor``: file / BGR-array convenience over ``FastSAM2ImagePredictor`` (prompts as
+``DetDataSample`` results for the overlay drawers) plus whole-image panoptic segmentation."""
 import os.path as osp
-import warnings
 from typing import Optional, Sequence, Union
 
 import mmcv
@@ -8,55 +8,38 @@ import numpy as np
 import torch
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
-from mmengine.runner import load_checkpoint
 
-import seg  # noqa: F401  (registration)
-from seg.registry import MODELS
 from seg.structures import build_prompts
+from .image_predictor import DEFAULT_IMAGE_SIZE, FastSAM2ImagePredictor, build_model
 
 ImageLike = Union[str, np.ndarray]
 
 
 class SegPredictor:
-    """Run a RapSAM / FastSAM2 model on single images, SAM-predictor style.
+    """Run a RapSAM / FastSAM2 model on single images given as files or BGR arrays (mmcv order).
 
-    Images are decoded once (BGR, as mmcv reads them) and resized on the model's device by the data
-    preprocessor (its ``resize_longest_side``), so prompts are given in ORIGINAL image pixels and
-    results come back at the original resolution.
+    ``prompt`` goes through ``FastSAM2ImagePredictor`` (``image_predictor``): prompts in ORIGINAL
+    image pixels, the image embedding cached, so prompting the same array object again runs only
+    the prompt path. ``panoptic`` runs the model's own ``test_step`` (panoptic fusion head). Both
+    resize on the model's device by the data preprocessor's ``resize_longest_side`` and report at
+    the original resolution.
 
     Args:
         model: a built ``RapSAM`` (weights loaded); use ``from_config`` to build one.
     """
 
     def __init__(self, model: torch.nn.Module) -> None:
-        self.model = model.eval()
+        self.image_predictor = FastSAM2ImagePredictor(model)
+        self.model = self.image_predictor.model
         self.class_names = list(model.class_names)
+        self._image_ref: Optional[np.ndarray] = None  # the BGR array whose embedding is cached
 
     @classmethod
     def from_config(cls, config: Union[str, Config], checkpoint: Optional[str] = None,
-                    device: str = 'cpu', image_size: Optional[int] = 1024,
+                    device: str = 'cpu', image_size: Optional[int] = DEFAULT_IMAGE_SIZE,
                     cfg_options: Optional[dict] = None) -> 'SegPredictor':
-        """Build the config's model, load a LOCAL checkpoint (None keeps the random init, with a
-        warning) and set the longer side the preprocessor resizes to (None: as given).
-
-        ``cfg_options`` are merged into the config, e.g. ``{'model.test_cfg.object_mask_thr': 0.5}``.
-        """
-        if isinstance(config, str):
-            if not osp.isfile(config):
-                raise FileNotFoundError(f'config file not found: {config}')
-            config = Config.fromfile(config)
-        if cfg_options:
-            config.merge_from_dict(cfg_options)
-        model_cfg = config.model
-        model_cfg.data_preprocessor.resize_longest_side = image_size
-        model = MODELS.build(model_cfg)
-        if checkpoint is None:
-            warnings.warn('SegPredictor: no checkpoint given, the model has RANDOM weights')
-        else:
-            if not osp.isfile(checkpoint):
-                raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
-            load_checkpoint(model, checkpoint, map_location='cpu')
-        return cls(model.to(device))
+        """See ``FastSAM2ImagePredictor.from_config``."""
+        return cls(build_model(config, checkpoint, device, image_size, cfg_options))
 
     @staticmethod
     def _load(image: ImageLike) -> np.ndarray:
@@ -70,17 +53,24 @@ class SegPredictor:
                              f'{getattr(image, "shape", type(image))}')
         return image
 
-    def _run(self, img: np.ndarray, sample: DetDataSample) -> DetDataSample:
-        h, w = img.shape[:2]
-        sample.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0)))
-        inputs = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
-        with torch.no_grad():
-            return self.model.test_step(dict(inputs=[inputs], data_samples=[sample]))[0]
+    def set_image(self, image: ImageLike) -> np.ndarray:
+        """Cache the embedding of a BGR image (skipped when it is the array cached last)."""
+        img = self._load(image)
+        if img is not self._image_ref:
+            self.image_predictor.set_image(img[..., ::-1])
+            self._image_ref = img
+        return img
 
     def panoptic(self, image: ImageLike) -> DetDataSample:
         """Panoptic (and, if the config's ``instance_on``, instance) segmentation of one image:
         ``pred_panoptic_seg.sem_seg`` = label + instance id * ``INSTANCE_OFFSET``."""
-        return self._run(self._load(image), DetDataSample())
+        img = self._load(image)
+        h, w = img.shape[:2]
+        sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
+                                             scale_factor=(1.0, 1.0)))
+        inputs = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+        with torch.no_grad():
+            return self.model.test_step(dict(inputs=[inputs], data_samples=[sample]))[0]
 
     def prompt(self, image: ImageLike, points: Optional[Sequence] = None,
                point_labels: Optional[Sequence] = None, boxes: Optional[Sequence] = None,
@@ -102,6 +92,5 @@ class SegPredictor:
                                 box_valid=None if boxes is None else [b is not None for b in boxes],
                                 masks=None if masks is None else torch.as_tensor(masks).float(),
                                 texts=texts)
-        sample = DetDataSample()
-        sample.prompts = prompts
-        return self._run(img, sample)
+        self.set_image(img)
+        return self.image_predictor.predict_instances(prompts)

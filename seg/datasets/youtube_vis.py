@@ -1,7 +1,8 @@
 """YouTube-VIS 2019 read straight from its released json (no conversion step)."""
 import os.path as osp
-from typing import List
+from typing import List, Optional, Sequence
 
+import pycocotools.mask as mask_utils
 from mmengine.fileio import load
 
 from seg.datasets.base_video_dataset import BaseVideoSegDataset
@@ -16,6 +17,17 @@ YTVIS_2019_CLASSES = (
     'earless_seal', 'tennis_racket')
 
 
+def _xyxy(box: Optional[Sequence[float]], rle: dict, height: int, width: int) -> List[float]:
+    """An annotation's frame box as xyxy (what the YouTube-VIS metric reads from the ground
+    truth): the json's xywh box, or the mask's tight box where the json has none."""
+    if box is None:
+        if isinstance(rle.get('counts'), list):  # uncompressed RLE
+            rle = mask_utils.frPyObjects(rle, height, width)
+        box = mask_utils.toBbox(rle).tolist()
+    x, y, w, h = (float(v) for v in box)
+    return [x, y, x + w, y + h]
+
+
 @DATASETS.register_module()
 class YouTubeVIS2019Dataset(BaseVideoSegDataset):
     """YouTube-VIS 2019 in the unified video format (see ``base_video_dataset``).
@@ -24,7 +36,8 @@ class YouTubeVIS2019Dataset(BaseVideoSegDataset):
     box / area per frame, ``None`` where the object is not visible; ``categories``) with images
     under ``data_prefix['img']`` (e.g. ``train/JPEGImages/``). Category ids are mapped to
     contiguous labels by name through ``metainfo['classes']``; the instance id of an object is its
-    annotation id, stable over the video.
+    annotation id, stable over the video. Each frame instance also carries its ``bbox`` (xyxy,
+    from the json's ``bboxes`` or, where missing, the mask), which the YouTube-VIS metric reads.
 
     A json without ``annotations`` (the released valid/test sets) is accepted in ``test_mode``.
     """
@@ -73,11 +86,13 @@ class YouTubeVIS2019Dataset(BaseVideoSegDataset):
                 if ann['category_id'] not in cat2label:
                     raise ValueError(f"{source}: annotation {ann['id']} has category id "
                                      f"{ann['category_id']} missing from categories")
-                for frame, rle in zip(frames, segs):
+                boxes = ann.get('bboxes') or [None] * len(segs)
+                for frame, rle, box in zip(frames, segs, boxes):
                     if rle:
                         frame['instances'].append(dict(
                             instance_id=ann['id'], bbox_label=cat2label[ann['category_id']],
-                            ignore_flag=int(bool(ann.get('iscrowd', 0))), mask=rle))
+                            ignore_flag=int(bool(ann.get('iscrowd', 0))), mask=rle,
+                            bbox=_xyxy(box, rle, video['height'], video['width'])))
             if not bad:
                 videos.append(dict(video_id=video['id'], video_name=name, images=frames))
         return self.check_videos(videos, source)

@@ -29,10 +29,13 @@ def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
-def prepare_benchmark(threads: Optional[int] = None, seed: int = 0) -> None:
-    """Common benchmark setup: CPU thread count, reproducible inputs, and attention run through
-    ops FlopCounterMode can see (the fused fast path of nn.MultiheadAttention is invisible to it)."""
+def prepare_benchmark(threads: Optional[int] = None, seed: int = 0,
+                      flop_countable_attention: bool = True) -> None:
+    """Common benchmark setup: CPU thread count, reproducible inputs, and (unless a latency-only
+    benchmark turns it off) attention run through ops FlopCounterMode can see (the fused fast path
+    of nn.MultiheadAttention is invisible to it)."""
     if threads:
         torch.set_num_threads(threads)
-    torch.backends.mha.set_fastpath_enabled(False)
+    if flop_countable_attention:
+        torch.backends.mha.set_fastpath_enabled(False)
     torch.manual_seed(seed)

@@ -44,6 +44,16 @@ def test_round_trip_masks_ids_and_labels(toy):
             assert not frame.ignore_mask.data.any()
 
 
+def test_frame_instances_carry_the_xyxy_box_the_metric_reads(toy):
+    """The YouTube-VIS metric formats the ground truth from ``instances[*]['bbox']`` (xyxy)."""
+    ds = _ytvis(toy.ytvis_root)
+    for frame, objects in zip(ds.get_data_info(0)['images'], toy.ytvis[ds.get_data_info(0)['video_name']]):
+        assert sorted(i['instance_id'] for i in frame['instances']) == sorted(objects)
+        for inst in frame['instances']:
+            ys, xs = np.nonzero(objects[inst['instance_id']])
+            assert inst['bbox'] == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+
+
 def test_objects_come_and_go(toy):
     """The toy videos have late entries and early exits: ids differ between frames."""
     changes = [len({frozenset(f) for f in frames}) > 1 for frames in toy.ytvis.values()]

@@ -36,11 +36,12 @@ fast_video = MODELS.build(fastsam2_model_cfg(video=True))
 sum(run_loss(fast_video, [packed_clip(), packed_clip()]).values()).backward()
 fast.eval()
 with torch.no_grad():
-    fast.init_video()
+    tracker = fast.new_tracker()
     first = packed_image(with_gt=False)
-    fast.track_frame(first['inputs'], prompts=first['data_samples'].prompts)
-    for _ in range(3):
-        fast.track_frame(packed_image(with_gt=False, prompts=False)['inputs'])
+    for step in range(4):
+        frame = first if step == 0 else packed_image(with_gt=False, prompts=False)
+        inputs, sample = fast.preprocess_frame(frame['inputs'], frame['data_samples'])
+        fast.track_step(tracker, inputs, sample, step)
 
 # the RapSAM baseline: training, then panoptic + interactive and video prediction
 model = MODELS.build(tiny_model_cfg())

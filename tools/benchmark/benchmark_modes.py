@@ -5,16 +5,17 @@ inference path (data preprocessor included) on one ``--width`` x ``--height`` fr
 
 - panoptic: ``test_step`` on an image without prompts;
 - interactive: ``test_step`` on an image with one positive click;
-- vos / frame: FastSAM2 streams (``init_video``, ``track_frame`` with a mask prompt on the first
-  frame, then unprompted frames are measured); the baseline has no streaming path, it decodes a
-  ``--clip-frames`` clip jointly (mask prompt on frame 0) and its cost is divided by the frames.
+- vos / frame: FastSAM2 streams (``new_tracker``, ``preprocess_frame`` + ``track_step`` with a
+  mask prompt on the first frame, then unprompted frames are measured); the baseline has no
+  streaming path, it decodes a ``--clip-frames`` clip jointly (mask prompt on frame 0) and its
+  cost is divided by the frames.
 
 FLOPs are counted by torch's ``FlopCounterMode`` (matmuls, convolutions; torchvision's deformable
 convolution of the neck is not counted, for either model). FastSAM2's VOS FLOPs are averaged over
 one token-pruner refresh period (frames that rescore and frames that reuse the cached scores).
 Latency is the median of ``--repeats`` runs after ``--warmup`` runs. Nothing is asserted.
 
-    python tools/benchmark/benchmark_modes.py --threads 1
+    python tools/benchmark/benchmark_modes.py --threads 1 [--size r50]
 """
 import argparse
 import copy
@@ -34,12 +35,21 @@ from seg.utils.profiling import gflops, median_ms, prepare_benchmark
 from seg.structures import build_prompts
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIGS = (('RapSAM tiny (baseline)', REPO / 'configs/rapsam/rapsam_tiny_coco_panoptic.py'),
-           ('FastSAM2 tiny', REPO / 'configs/fastsam2/model_fastsam2_tiny.py'))
+CONFIGS = {
+    'tiny': (('RapSAM tiny (baseline)', REPO / 'configs/rapsam/rapsam_tiny_coco_panoptic.py'),
+             ('FastSAM2 tiny', REPO / 'configs/fastsam2/model_fastsam2_tiny.py')),
+    'r50': (('RapSAM R50 (baseline)', REPO / 'configs/rapsam/rapsam_r50_90k_coco_panoptic.py'),
+            ('FastSAM2 R50', REPO / 'configs/fastsam2/model_fastsam2_r50.py')),
+    'convnext_l': (('RapSAM ConvNeXt-L (baseline)',
+                    REPO / 'configs/rapsam/rapsam_convnext_l_90k_coco_panoptic.py'),
+                   ('FastSAM2 ConvNeXt-L', REPO / 'configs/fastsam2/model_fastsam2_convnext_l.py')),
+}
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--size', choices=sorted(CONFIGS), default='tiny',
+                        help='model size; the CLIP backbones start random (no pretrained file)')
     parser.add_argument('--height', type=int, default=576)
     parser.add_argument('--width', type=int, default=1024)
     parser.add_argument('--repeats', type=int, default=5, help='timed runs per cell (median)')
@@ -90,11 +100,17 @@ def baseline_vos(model, img: torch.Tensor, frames: int) -> Tuple[Callable[[], ob
 
 
 def streaming_vos(model, img: torch.Tensor) -> Callable[[], object]:
-    """FastSAM2's per-frame streaming path, past the prompted first frame."""
+    """FastSAM2's per-frame streaming path (preprocessing included), past the prompted first frame."""
     h, w = img.shape[-2:]
-    model.init_video()
-    model.track_frame(img, prompts=mask_prompt(h, w))
-    return lambda: model.track_frame(img)
+    tracker = model.new_tracker()
+    steps = iter(range(1 << 62))
+
+    def track(prompts=None):
+        inputs, sample = model.preprocess_frame(img, frame_sample(h, w, prompts))
+        return model.track_step(tracker, inputs, sample, next(steps))
+
+    track(mask_prompt(h, w))
+    return track
 
 
 @torch.no_grad()
@@ -104,13 +120,16 @@ def main() -> None:
     img = torch.randint(0, 256, (3, args.height, args.width), dtype=torch.uint8)
     click = build_prompts(points=[[[args.width // 2, args.height // 2]]], point_labels=[[1]])
 
-    table = Table(title=f'RapSAM vs FastSAM2 (tiny configs, random init) at {args.width}x{args.height}, '
+    table = Table(title=f'RapSAM vs FastSAM2 ({args.size} configs, random init) at {args.width}x{args.height}, '
                         f'CPU {torch.get_num_threads()} thread(s), median of {args.repeats} runs')
     for col in ('model', 'params (M)', 'w/o text tower (M)', 'mode', 'GFLOPs', 'ms', 'vs baseline'):
         table.add_column(col, justify='right')
     baseline_ms = {}
-    for name, path in CONFIGS:
-        model = MODELS.build(Config.fromfile(str(path)).model).eval()
+    for name, path in CONFIGS[args.size]:
+        cfg = Config.fromfile(str(path))
+        if 'pretrained' in cfg.model.backbone:
+            cfg.model.backbone.pretrained = None  # cost, not quality: random init
+        model = MODELS.build(cfg.model).eval()
         # inference only; FlopCounterMode's module tracker rejects parameter views made under
         # no_grad (they keep requires_grad without a grad_fn)
         model.requires_grad_(False)

@@ -4,9 +4,9 @@
 size-dependent parts (geometry / fusion widths, low-rank attention rank, refiner width) stay in
 each model config.
 """
-from seg.models.heads import MemoryCrossAttention, PromptMaskRefiner
+from seg.models.heads import MemoryCrossAttention, MultimaskDecoder, PromptMaskRefiner
 from seg.models.losses import DPSRLoss
-from seg.models.utils import PromptFusion, StreamingMemory, TaskRouter
+from seg.models.utils import PromptFusion, RegionalFeatures, StreamingMemory, TaskRouter
 
 # TaskRouter with its default rules (interactive: prompt queries, 2 stages; vos: memory on;
 # panoptic: object queries, every stage, no pruning)
@@ -26,18 +26,32 @@ loss_dpsr = dict(type=DPSRLoss, lambda_mask=1.0, lambda_feat=1.0)
 
 prompt_fusion = dict(type=PromptFusion, num_layers=1)
 
+# SAM-style multimask output: 3 candidate masks per prompt, scored by the IoU head, trained with
+# the ambiguity rule (best candidate of a single click)
+multimask_decoder = dict(type=MultimaskDecoder, num_masks=3)
+
 # ---- the full-size settings (R50 / ConvNeXt-L, 256-d decoder); the tiny config overrides widths
 from seg.models.necks import MaskStateRefiner  # noqa: E402
 from seg.models.utils import LowRankMHSA  # noqa: E402
 
 # CLIP tokens of the stride-16 level query the geometry tokens; half of them (the top-scoring ones,
-# the entropy scorer attending to at most 256 keys) are updated, scores reused for 4 video frames
-token_fusion = dict(embed_dim=256, num_heads=8, direction='sem_queries_geom', level=2)
+# the entropy scorer attending to at most 256 keys) are updated, scores reused for 4 video frames.
+# Low-rank (Nystrom) attention goes where the key set is long: thousands of geometry tokens per
+# frame (2304 at 1024x576). Over the decoder's <= 100 queries exact attention is cheaper than
+# its approximation, so the head keeps nn.MultiheadAttention.
+token_fusion = dict(embed_dim=256, num_heads=8, direction='sem_queries_geom', level=2,
+                    attention=dict(type=LowRankMHSA, rank=64, method='nystrom'))
 token_pruner = dict(keep_ratio=0.5, score='entropy', refresh_period=4, num_score_keys=256)
-head_switches = dict(attention=dict(type=LowRankMHSA, rank=32, method='nystrom'),
-                     prompt_aggregator=dict(prompt_fusion, num_heads=8),
+# the real-time pixel decoder: depthwise-separable convs, per-level 1x1 fusion (see YOSONeck)
+neck_switches = dict(conv_type='separable', fuse='sum1x1')
+head_switches = dict(prompt_aggregator=dict(prompt_fusion, num_heads=8),
                      memory_reader=memory_reader, loss_dpsr=loss_dpsr,
+                     multimask_decoder=multimask_decoder,
                      prompt_refiner=dict(prompt_refiner, hidden_channels=16, num_layers=3))
+# tracked frames: the encoder runs on a crop around the objects (their box + half its size + 64 px
+# of context each side), the rest of the map is at most 8 frames old
+regional_features = dict(type=RegionalFeatures, margin=0.5, halo=64, refresh_period=8, max_area=0.6)
 model_switches = dict(task_router=task_router, mode='auto', memory=memory,
+                      regional_features=regional_features,
                       mask_refiner=dict(type=MaskStateRefiner, feat_channels=256, hidden_channels=16,
                                         num_layers=3))

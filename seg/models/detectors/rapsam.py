@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from mmdet.models.data_preprocessors import TrackDataPreprocessor
 from mmdet.models.detectors import BaseDetector
 from mmdet.structures import DetDataSample, TrackDataSample
-from mmdet.structures.mask import BitmapMasks
+from mmdet.structures.mask import BitmapMasks, mask2bbox
 from mmengine.structures import InstanceData
 from torch import nn
 
@@ -63,7 +63,7 @@ class RapSAM(BaseDetector):
     FastSAM2 switches (all None = the RapSAM baseline):
 
     - ``task_router``: a ``TaskRouter`` consulted once per inference forward (``predict``,
-      ``_forward``, ``track_frame``) with the mode, the prompt types present and the number of
+      ``_forward``, ``track_step``) with the mode, the prompt types present and the number of
       frames; its ``RouteDecision`` sets the decoder stages run, the active query set (prompt /
       object / both), the backbone's token pruner on/off and the streaming-memory path. Without a
       router an inference forward runs every stage, the query sets its inputs need and the
@@ -75,12 +75,16 @@ class RapSAM(BaseDetector):
     - ``mode``: ``'auto'`` infers it per forward: every sample prompted -> ``'vos'`` for clips,
       ``'interactive'`` for images; otherwise ``'panoptic'``. Or fix one of the router's modes.
       May be changed on the built model (``model.mode = 'vos'``).
-    - ``memory``: a ``StreamingMemory`` config; turns on the streaming VOS path (``init_video`` /
-      ``track_frame`` / ``remove_object``, and clips routed to the memory in ``predict``) and, in
+    - ``memory``: a ``StreamingMemory`` config; turns on the streaming VOS path (``new_tracker`` /
+      ``track_step``: the video's state lives in the caller's ``StreamingTracker``, as in
+      ``seg.apis.FastSAM2VideoPredictor``; and clips routed to the memory in ``predict``) and, in
       training on clips, decodes the prompt queries frame by frame through it (see
       ``StreamingTracker``; the head needs a ``memory_reader``). A fresh memory serves each video.
     - ``mask_refiner``: a ``MaskStateRefiner`` config applied to the final mask logits with the
       neck feature (identity at initialisation).
+    - ``regional_features``: a ``RegionalFeatures`` config (needs ``memory``): on tracked frames
+      without new prompts the encoder runs only on a crop around the objects' latest masks and
+      the rest of the feature map is the video's last full computation (``track_step``).
     - ``teacher`` + ``distill`` (together): online distillation. ``teacher`` is a frozen teacher
       config (``SAM2Teacher``), built but not registered as a submodule (outside the state dict,
       the optimizer, DDP and ``.to()``; it follows the student's device itself); ``distill`` a
@@ -95,7 +99,7 @@ class RapSAM(BaseDetector):
     Prompts on several frames of a clip: every prompted frame's rows are prompt queries given on
     that frame. Non-streaming, each row is a query of its own (``predict`` reports one instance
     per object id, the latest prompt of an object winning). Streaming (training with a memory,
-    and ``predict`` / ``track_frame`` routed to it), a prompt adds an object or re-prompts a
+    and ``predict`` / ``track_step`` routed to it), a prompt adds an object or re-prompts a
     tracked one: in training an object is the ground-truth row its prompts were drawn from.
 
     Streaming output: ``pred_instances`` per frame (``masks``, ``mask_logits``, ``scores``,
@@ -133,6 +137,7 @@ class RapSAM(BaseDetector):
                  mode: str = 'auto',
                  memory: Optional[dict] = None,
                  mask_refiner: Optional[dict] = None,
+                 regional_features: Optional[dict] = None,
                  teacher: Optional[dict] = None,
                  distill: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
@@ -189,14 +194,17 @@ class RapSAM(BaseDetector):
                 raise ValueError('memory= needs the head to read it: set panoptic_head.memory_reader '
                                  "(e.g. dict(type='MemoryCrossAttention'))")
         self.mask_refiner = None if mask_refiner is None else MODELS.build(mask_refiner)
+        if regional_features is not None and memory is None:
+            raise ValueError('regional_features= computes tracked frames around their objects: it '
+                             'needs the streaming path (memory=...)')
+        self.regional_features = None if regional_features is None else MODELS.build(
+            regional_features)
         self.distill_loss, self._teacher = self._build_distillation(teacher, distill)
         # the batch is RGB only when the preprocessor converted the loader's BGR images
         pre = data_preprocessor
         self._rgb_inputs = bool(pre.get('bgr_to_rgb', False)) if isinstance(pre, dict) else \
             bool(getattr(self.data_preprocessor, '_channel_conversion', False))
         self.last_decision: Optional[RouteDecision] = None  # of the last inference forward
-        self._stream: Optional[StreamingTracker] = None
-        self._stream_frames = 0
 
     @staticmethod
     def _check_rounds(cfg: Optional[dict]) -> Optional[dict]:
@@ -279,21 +287,35 @@ class RapSAM(BaseDetector):
         return feat.reshape(b, t, *feat.shape[1:]).transpose(1, 2)
 
     def _ensure_class_embeds(self) -> None:
-        """Classifier weights = mean CLIP text embedding of the templated class names (frozen)."""
+        """Classifier weights = mean CLIP text embedding of the templated class names (frozen).
+
+        Computed once per (text tower, class names) and kept on disk (``text_embed_cache``):
+        later builds load them. ``seg.apis.build_model`` calls this at build time; a checkpoint
+        carrying ``class_text_embeds`` skips it (see ``_load_from_state_dict``)."""
         if self._class_embeds_ready:
             return
-        with torch.no_grad():
-            embeds = torch.stack([
-                F.normalize(self.backbone.encode_text([t.format(name) for t in CLASS_TEMPLATES]),
-                            dim=-1).mean(0) for name in self.class_names])
+        from ..utils.text_embed_cache import cached_class_embeddings
+
+        def compute() -> torch.Tensor:
+            with torch.no_grad():
+                return torch.stack([
+                    F.normalize(self.backbone.encode_text([t.format(name) for t in CLASS_TEMPLATES]),
+                                dim=-1).mean(0) for name in self.class_names])
+
+        embeds = cached_class_embeddings(getattr(self.backbone, 'text', self.backbone),
+                                         type(self.backbone).__name__, self.class_names,
+                                         CLASS_TEMPLATES, compute)
         self.panoptic_head.set_class_embeddings(embeds)
         self._class_embeds_ready = True
 
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        # the checkpoint carries the class embeddings it was trained with: keep them
-        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
-        self._class_embeds_ready = 'panoptic_head.class_text_embeds' in state_dict
-        return result
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs) -> None:
+        # the checkpoint carries the class embeddings it was trained with: keep them. This hook
+        # (not load_state_dict) also runs under mmengine's load_checkpoint, which loads module by
+        # module
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+        self._class_embeds_ready = f'{prefix}panoptic_head.class_text_embeds' in state_dict
 
     # ------------------------------------------------------------------ sample handling
     @staticmethod
@@ -383,11 +405,6 @@ class RapSAM(BaseDetector):
     def _new_memory(self) -> StreamingMemory:
         return MODELS.build(copy.deepcopy(self.memory_cfg))
 
-    def _reset_backbone(self) -> None:
-        """A new video: forget the token pruner's cached scores."""
-        if self._has_pruner():
-            self.backbone.reset()
-
     def _clip_targets(self, clip: List[DetDataSample], device: torch.device
                       ) -> Tuple[InstanceData, list]:
         """Segments of a clip as ``masks [N, T, H, W]`` and ``labels [N]``, plus per frame the clip
@@ -461,7 +478,8 @@ class RapSAM(BaseDetector):
         tokens = self._encode_prompts(groups, feats, input_hw, texts)
         stream = self.memory_cfg is not None and feats.shape[2] > 1 and tokens is not None
         out = self.panoptic_head(feats, None if stream else tokens, run_objects=True,
-                                 mask_refiner=self.mask_refiner, prompt_exits=self.prompt_exits)
+                                 mask_refiner=self.mask_refiner, prompt_exits=self.prompt_exits,
+                                 multimask=True)
         prompt_targets, row_logits = None, None
         if stream:
             objects, prompt_targets, row_objects = self._stream_prompt_queries(
@@ -678,6 +696,74 @@ class RapSAM(BaseDetector):
                 self._predict_video_instances(clip, final.obj_cls[b], final.obj_mask[b], input_hw, rescale)
         return batch_data_samples
 
+    # ------------------------------------------------------------------ image predictor API
+    # ``seg.apis.FastSAM2ImagePredictor``: the image embedding is computed once per image and every
+    # prompt decode reuses it, so a re-prompt costs only the prompt encoder and the prompt queries.
+    def encode_image(self, inputs: torch.Tensor, mode: str = 'interactive') -> torch.Tensor:
+        """Preprocessed images ``[B, 3, H, W]`` (``preprocess_frame``) -> their embedding
+        ``[B, C, 1, h, w]`` (backbone + neck), for ``decode_prompts`` / ``decode_objects``.
+
+        ``mode``: the TaskRouter rule whose ``use_pruner`` applies (``'interactive'`` for prompts,
+        ``'panoptic'`` for the object queries); without a router the pruner runs."""
+        if inputs.dim() != 4 or inputs.shape[1] != 3:
+            raise ValueError(f'RapSAM.encode_image: inputs must be images [B, 3, H, W], got '
+                             f'{tuple(inputs.shape)}')
+        use_pruner = True
+        if self.task_router is not None:
+            if mode not in self.task_router.rules:
+                raise ValueError(f'RapSAM.encode_image: unknown mode {mode!r}; the router has '
+                                 f'{sorted(self.task_router.rules)}')
+            use_pruner = self.task_router.rules[mode]['use_pruner']
+        return self._clip_feats(inputs, use_pruner=use_pruner)
+
+    def decode_prompts(self, feats: torch.Tensor, prompts: Sequence[Optional[InstanceData]],
+                       input_hw: Tuple[int, int], multimask: bool = False,
+                       types: Optional[Set[str]] = None) -> Tuple[StepOutput, PromptTokens]:
+        """Decode prompts on cached image embeddings (``encode_image``) through the prompt path
+        alone: prompt encoder, prompt queries at the TaskRouter's ``'interactive'`` depth (all
+        stages without a router), prompt refiner, IoU head, and with ``multimask`` the multimask
+        candidates. Objects are decoded independently of each other (see the head's ``decode``).
+
+        Args:
+            feats: ``[B, C, 1, h, w]``.
+            prompts: per image, its prompts (``seg.structures.build_prompts`` fields, pixels of
+                the padded input ``input_hw``) or None.
+            input_hw: the padded input size the coordinates live in.
+            multimask: also form ``prm_multi_mask`` / ``prm_multi_iou`` (needs the head's
+                ``multimask_decoder``).
+            types: the prompt types present (``prompt_types``), when the caller knows them
+                (saves device syncs); default: read from ``prompts``.
+
+        Returns:
+            The output step (prompt entries; rows grouped by image, in prompt-row order) and the
+            encoded prompts (``batch_index``: the image of each row).
+        """
+        if len(prompts) != feats.shape[0]:
+            raise ValueError(f'RapSAM.decode_prompts: {len(prompts)} prompt sets for '
+                             f'{feats.shape[0]} image embeddings')
+        groups = [PromptGroup(b, 0, p) for b, p in enumerate(prompts) if p is not None and len(p)]
+        if not groups:
+            raise ValueError('RapSAM.decode_prompts: no prompts given')
+        self._ensure_class_embeds()
+        if types is None:
+            types = set().union(*(prompt_types(g.prompts) for g in groups))
+        num_stages = (self.panoptic_head.num_stages if self.task_router is None
+                      else self.task_router.route('interactive', types).num_stages)
+        tokens = self._encode_prompts(groups, feats, input_hw)
+        out = self.panoptic_head(feats, tokens, run_objects=False, num_stages=num_stages,
+                                 mask_refiner=self.mask_refiner, multimask=multimask)
+        return out.final, tokens
+
+    def decode_objects(self, feats: torch.Tensor) -> StepOutput:
+        """The object queries (the panoptic path, at the TaskRouter's ``'panoptic'`` depth) on
+        image embeddings ``encode_image(mode='panoptic')``: ``obj_cls [B, Q, K+1]``, ``obj_mask
+        [B, Q, 1, h, w]`` of the output step."""
+        self._ensure_class_embeds()
+        num_stages = (self.panoptic_head.num_stages if self.task_router is None
+                      else self.task_router.rules['panoptic']['num_stages'])
+        return self.panoptic_head(feats, None, run_objects=True, num_stages=num_stages,
+                                  mask_refiner=self.mask_refiner).final
+
     def _predict_panoptic(self, sample: DetDataSample, cls: torch.Tensor, mask: torch.Tensor,
                           input_hw: tuple, rescale: bool) -> None:
         mask = F.interpolate(mask[None], size=input_hw, mode='bilinear', align_corners=False)
@@ -698,17 +784,22 @@ class RapSAM(BaseDetector):
 
     def _predict_video_instances(self, clip: List[DetDataSample], cls: torch.Tensor, masks: torch.Tensor,
                                  input_hw: tuple, rescale: bool) -> None:
-        """Per-clip instances (shared queries => consistent ids over the clip)."""
+        """Per-clip instances: the top ``max_per_video`` (query, class) pairs over the clip (shared
+        queries => one mask per frame each). Every pair is a track of its own, ``instances_id`` =
+        its rank (a query scoring for two classes gives two tracks: the YouTube-VIS metric groups
+        by id), with per-frame ``masks`` and their tight ``bboxes`` (xyxy, zeros when empty)."""
         probs = cls.softmax(-1)[:, :-1]
         k = min(self.test_cfg.get('max_per_video', 10), probs.numel())
         scores, flat = probs.flatten().topk(k)
         q_idx, labels = flat // probs.shape[1], flat % probs.shape[1]
         keep = scores > self.test_cfg.get('video_score_thr', 0.0)
         q_idx, labels, scores = q_idx[keep], labels[keep], scores[keep]
+        track_ids = torch.arange(len(q_idx), device=q_idx.device)
         for t, frame in enumerate(clip):
-            logits = _to_output_res(masks[q_idx, t], frame, input_hw, rescale)
-            frame.pred_track_instances = InstanceData(masks=logits > 0, scores=scores, labels=labels,
-                                                      instances_id=q_idx)
+            binary = _to_output_res(masks[q_idx, t], frame, input_hw, rescale) > 0
+            frame.pred_track_instances = InstanceData(masks=binary, bboxes=mask2bbox(binary),
+                                                      scores=scores, labels=labels,
+                                                      instances_id=track_ids)
 
     def _forward(self, batch_inputs: torch.Tensor, batch_data_samples: Optional[SampleList] = None
                  ) -> HeadOutput:
@@ -725,72 +816,28 @@ class RapSAM(BaseDetector):
                                   num_stages=decision.num_stages, mask_refiner=self.mask_refiner)
 
     # ------------------------------------------------------------------ streaming VOS
-    def init_video(self) -> None:
-        """Start a new video for ``track_frame``: no objects, an empty memory, a fresh pruner cache."""
+    def new_tracker(self) -> StreamingTracker:
+        """The state of a new video for ``track_step``: no objects, an empty memory, no cached
+        token-pruner scores. The caller holds it, so one model serves any number of videos."""
         if self.memory_cfg is None:
-            raise RuntimeError("RapSAM.init_video: the model has no memory=dict(type='StreamingMemory', "
-                               '...); streaming VOS is off')
-        self._ensure_class_embeds()
-        self._stream = StreamingTracker(self._new_memory())
-        self._stream_frames = 0
-        self._reset_backbone()
+            raise RuntimeError("RapSAM: the model has no memory=dict(type='StreamingMemory', ...); "
+                               'streaming VOS is off')
+        return StreamingTracker(self._new_memory())
 
-    @property
-    def stream(self) -> StreamingTracker:
-        """The state of the video ``init_video`` started (objects, memory)."""
-        if self._stream is None:
-            raise RuntimeError('RapSAM: call init_video() before streaming frames')
-        return self._stream
-
-    def track_frame(self, frame: torch.Tensor, prompts: Optional[InstanceData] = None,
-                    data_sample: Optional[DetDataSample] = None) -> InstanceData:
-        """Segment the next frame of the video ``init_video`` started; constant cost per frame.
-
-        Args:
-            frame: the image ``[3, H, W]`` as a dataset packs it (the data preprocessor normalises,
-                resizes and pads it).
-            prompts: prompts on this frame (``seg.structures.build_prompts``, pixels of ``frame``):
-                each row adds an object, or re-prompts a tracked one with the same id (optional
-                ``obj_ids`` field; see the class docstring).
-            data_sample: the frame's ``DetDataSample`` (metainfo such as ``ori_shape``; it may carry
-                the prompts instead); default: ``ori_shape`` = the frame size.
-
-        Returns:
-            ``pred_instances`` of every tracked object (ids in ``instances_id``), at ``ori_shape``.
-            Routed as mode ``'vos'`` (number of frames = frames streamed so far).
-        """
-        stream = self.stream
+    def preprocess_frame(self, frame: torch.Tensor, sample: Optional[DetDataSample] = None
+                         ) -> Tuple[torch.Tensor, DetDataSample]:
+        """One raw frame ``[3, H, W]`` as a dataset packs it (loader channel order) -> normalised,
+        resized, padded ``[1, 3, H', W']`` and its sample, through the model's (image or video) data
+        preprocessor. ``sample`` (default: a new one) gets ``img_shape`` / ``ori_shape`` = the frame
+        size and ``scale_factor`` 1 where it has none; prompts it carries are scaled with the frame."""
         if frame.dim() != 3 or frame.shape[0] != 3:
-            raise ValueError(f'RapSAM.track_frame: frame must be an image [3, H, W], got '
+            raise ValueError(f'RapSAM.preprocess_frame: frame must be an image [3, H, W], got '
                              f'{tuple(frame.shape)}')
-        sample = data_sample if data_sample is not None else DetDataSample()
+        sample = sample if sample is not None else DetDataSample()
         h, w = frame.shape[-2:]
         for key, default in (('img_shape', (h, w)), ('ori_shape', (h, w)), ('scale_factor', (1.0, 1.0))):
             if key not in sample.metainfo:
                 sample.set_metainfo({key: default})
-        if prompts is not None:
-            if 'prompts' in sample:
-                raise ValueError('RapSAM.track_frame: prompts given both as argument and in '
-                                 'data_sample.prompts')
-            sample.prompts = prompts
-        with torch.no_grad():
-            inputs, sample = self._preprocess_frame(frame, sample)
-            decision = self._route([[sample]], 1, self._stream_frames + 1, mode='vos')
-            if not decision.use_memory:
-                raise ValueError("RapSAM.track_frame: the task_router's 'vos' rule must turn the "
-                                 'memory on (use_memory=True)')
-            result = self._track(stream, inputs, sample, self._stream_frames, decision, rescale=True)
-        self._stream_frames += 1
-        return result
-
-    def remove_object(self, obj_id: Hashable) -> None:
-        """Stop tracking an object of the current ``track_frame`` video."""
-        self.stream.remove_object(obj_id)
-
-    def _preprocess_frame(self, frame: torch.Tensor, sample: DetDataSample
-                          ) -> Tuple[torch.Tensor, DetDataSample]:
-        """One raw frame -> normalised, padded ``[1, 3, H', W']`` and its sample, through the
-        model's (image or video) data preprocessor."""
         if isinstance(self.data_preprocessor, TrackDataPreprocessor):
             track = TrackDataSample()
             track.video_data_samples = [sample]
@@ -799,33 +846,85 @@ class RapSAM(BaseDetector):
         data = self.data_preprocessor(dict(inputs=[frame], data_samples=[sample]), False)
         return data['inputs'], data['data_samples'][0]
 
-    def _predict_stream(self, clip_inputs: torch.Tensor, clip: List[DetDataSample],
-                        decision: RouteDecision, rescale: bool) -> None:
-        """One clip ``[T, 3, H, W]`` through the streaming path, frame by frame, fresh memory."""
-        tracker = StreamingTracker(self._new_memory())
-        self._reset_backbone()
-        for t, frame in enumerate(clip):
-            frame.pred_instances = self._track(tracker, clip_inputs[t:t + 1], frame, t, decision,
-                                               rescale)
+    def track_step(self, tracker: StreamingTracker, inputs: torch.Tensor, sample: DetDataSample,
+                   step: int, decision: Optional[RouteDecision] = None, rescale: bool = True,
+                   track_others: bool = True) -> InstanceData:
+        """Segment one preprocessed frame ``[1, 3, H, W]`` of the video ``tracker`` follows:
+        one head forward for all its objects, constant cost per frame.
 
-    def _track(self, tracker: StreamingTracker, inputs: torch.Tensor, sample: DetDataSample,
-               frame_id: int, decision: RouteDecision, rescale: bool) -> InstanceData:
-        """One preprocessed frame ``[1, 3, H, W]`` of a stream -> its ``pred_instances``."""
+        Args:
+            tracker: the video's state (``new_tracker``); updated in place.
+            inputs / sample: ``preprocess_frame``'s output. ``sample.prompts`` (pixels of
+                ``inputs``), if any, add objects or re-prompt tracked ones (``obj_ids`` field, see
+                the class docstring).
+            step: strictly increasing over the tracker's calls (the memory's clock: ages and
+                key-frame spacing count steps), not necessarily the frame index, so a caller may
+                walk a video backwards.
+            decision: the routing of the whole clip (``predict``); None routes this frame as mode
+                ``'vos'`` (number of frames = ``step + 1``).
+            rescale: masks at ``ori_shape`` (else ``img_shape``).
+            track_others: False decodes the prompted objects only, and ``step`` may repeat the
+                last one: re-prompting the frame just tracked (a click on a live stream).
+
+        Returns:
+            ``pred_instances`` (``mask_logits``, ``masks``, ``scores``, ``labels``,
+            ``instances_id``) of the decoded objects: tracked ones first, then the prompted ones.
+        """
+        self._ensure_class_embeds()
+        if decision is None:
+            decision = self._route([[sample]], 1, step + 1, mode='vos')
+            if not decision.use_memory:
+                raise ValueError("RapSAM.track_step: the task_router's 'vos' rule must turn the "
+                                 'memory on (use_memory=True)')
         input_hw = tuple(inputs.shape[-2:])
         prompted = _has_prompts(sample)
-        if not prompted and not tracker.object_ids:  # nothing to follow yet: skip the frame
+        if not prompted and not (track_others and tracker.object_ids):  # nothing to follow yet
             return _empty_instances(sample, rescale, inputs.device)
-        feat = self._clip_feats(inputs, video=True, use_pruner=decision.use_pruner)
+        feat = self._tracker_feats(tracker, inputs, decision.use_pruner,
+                                   None if prompted else tracker.latest_masks())
         tokens, ids = None, []
         if prompted:
             tokens = self._encode_prompts([PromptGroup(0, 0, sample.prompts)], feat, input_hw)
             ids = _prompt_object_ids(sample, tracker.next_free_id())
-        ids, out = tracker.step(self.panoptic_head, feat, frame_id, tokens, ids,
-                                decision.num_stages, self.mask_refiner)
+        ids, out = tracker.step(self.panoptic_head, feat, step, tokens, ids, decision.num_stages,
+                                self.mask_refiner, track_others=track_others)
         final = out.final
         return _prompt_instances(final.prm_mask[:, 0], final.prm_cls,
                                  torch.tensor(ids, dtype=torch.long, device=inputs.device), sample,
                                  input_hw, rescale, final.prm_iou)
+
+    def _tracker_feats(self, tracker: StreamingTracker, inputs: torch.Tensor, use_pruner: bool,
+                       masks: Optional[torch.Tensor]) -> torch.Tensor:
+        """The frame's feature ``[1, C, 1, h, w]``, the token pruner reading and writing the
+        tracker's cached scores (a video's state, kept off the model). With ``regional_features``
+        the encoder runs only around ``masks`` (the tracked objects' latest logits; None on a
+        prompted frame: computed in full), its state kept in the tracker too."""
+        pruner = self.backbone.token_pruner if self._has_pruner() else None
+
+        def encode(images: torch.Tensor) -> torch.Tensor:
+            if images.shape[-2:] != inputs.shape[-2:]:
+                # a crop: its pruning scores cannot come from the whole frame's cache
+                return self.extract_feat(images, video=False, use_pruner=use_pruner)
+            if pruner is not None:
+                pruner.video_cache = tracker.pruner_cache
+            feat = self.extract_feat(images, video=True, use_pruner=use_pruner)
+            if pruner is not None:
+                tracker.pruner_cache = pruner.video_cache
+            return feat
+
+        if self.regional_features is None:
+            return encode(inputs)[:, :, None]
+        feat, tracker.region_state = self.regional_features(encode, inputs, tracker.region_state,
+                                                            masks)
+        return feat[:, :, None]
+
+    def _predict_stream(self, clip_inputs: torch.Tensor, clip: List[DetDataSample],
+                        decision: RouteDecision, rescale: bool) -> None:
+        """One clip ``[T, 3, H, W]`` through the streaming path, frame by frame, fresh memory."""
+        tracker = self.new_tracker()
+        for t, frame in enumerate(clip):
+            frame.pred_instances = self.track_step(tracker, clip_inputs[t:t + 1], frame, t, decision,
+                                                   rescale)
 
 
 def _has_prompts(sample: DetDataSample) -> bool:

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seg.models.utils import StreamingMemory
+from seg.models.utils import MemoryReadout, RegionState, StreamingMemory
 from ..heads.prompt_mask_refiner import DensePrompts
 from ..heads.rapsam_head import HeadOutput, RapSAMVideoHead
 from ..heads.sam_prompt_encoder import PromptTokens
@@ -39,17 +39,36 @@ class StreamingTracker:
 
     The memory is bounded and every step touches only its entries, so memory and compute per
     frame do not grow with the length of the video.
+
+    ``frame_id`` is the memory's clock (entry ages, key-frame spacing, what ``fetch`` returns):
+    any strictly increasing step count, so a caller walking a video backwards, or feeding a
+    prompted frame before the ones it propagates to, counts its steps rather than frame indices.
+
+    The tracker is the whole per-video state, including the backbone token pruner's cached scores
+    (``pruner_cache``, swapped in and out by ``RapSAM.track_step``) and the regional encoder's
+    feature map (``region_state``): one model can follow several videos at once, each with its own
+    tracker.
     """
 
     def __init__(self, memory: StreamingMemory) -> None:
         self.memory = memory
         self.queries: Dict[Hashable, Tensor] = {}  # obj_id -> [C] prompt query
         self.last_frame: Optional[int] = None
+        self.pruner_cache: Tuple[Optional[Tensor], int] = (None, 0)  # TokenPruner.video_cache
+        self.region_state: Optional[RegionState] = None  # RegionalFeatures' kept feature map
 
     @property
     def object_ids(self) -> List[Hashable]:
         """Tracked object ids, in the order they were first prompted."""
         return list(self.queries)
+
+    def latest_masks(self) -> Optional[Tensor]:
+        """The newest remembered mask logits of every tracked object ``[K, h, w]`` (None without
+        objects): where the objects are, to the best of the tracker's knowledge."""
+        if not self.queries:
+            return None
+        readout = self.memory.fetch(self.last_frame)
+        return _newest_masks([readout[i] for i in self.queries])
 
     def next_free_id(self) -> int:
         """The smallest int id above every tracked int id (ids start at 1, like DAVIS)."""
@@ -64,17 +83,21 @@ class StreamingTracker:
 
     def step(self, head: RapSAMVideoHead, feat: Tensor, frame_id: int,
              prompts: Optional[PromptTokens] = None, prompt_ids: Sequence[Hashable] = (),
-             num_stages: Optional[int] = None, mask_refiner: Optional[nn.Module] = None
-             ) -> Tuple[List[Hashable], HeadOutput]:
+             num_stages: Optional[int] = None, mask_refiner: Optional[nn.Module] = None,
+             track_others: bool = True) -> Tuple[List[Hashable], HeadOutput]:
         """Decode one frame.
 
         Args:
             head: the decoder head (with a ``memory_reader``).
             feat: the frame's neck feature ``[1, C, 1, h, w]``.
-            frame_id: the frame index; strictly increasing over the stream.
+            frame_id: the step index; strictly increasing over the stream (see the class
+                docstring).
             prompts: prompts given on this frame (sample 0, frame 0), one row per object, or None.
             prompt_ids: the object id of each prompt row.
             num_stages / mask_refiner: passed to ``head.decode``.
+            track_others: False decodes only the prompted objects and allows ``frame_id`` to
+                repeat the last step: a prompt on the frame just tracked (its prompted memory
+                entry replaces the one an earlier prompt of that step left).
 
         Returns:
             The object ids (tracked ones first, then the prompted ones) and the head output whose
@@ -83,15 +106,21 @@ class StreamingTracker:
         if feat.dim() != 5 or feat.shape[0] != 1 or feat.shape[2] != 1:
             raise ValueError(f'StreamingTracker: feat must be one frame [1, C, 1, h, w], got '
                              f'{tuple(feat.shape)}')
-        if self.last_frame is not None and frame_id <= self.last_frame:
-            raise ValueError(f'StreamingTracker: frame {frame_id} does not come after frame '
-                             f'{self.last_frame}; frames must arrive in order')
         prompt_ids = list(prompt_ids)
         num_new = 0 if prompts is None else prompts.num_prompts
+        if self.last_frame is not None and (frame_id < self.last_frame or (
+                frame_id == self.last_frame and track_others)):
+            raise ValueError(f'StreamingTracker: frame {frame_id} does not come after frame '
+                             f'{self.last_frame}; frames must arrive in order (only a re-prompt, '
+                             'track_others=False, may repeat the last one)')
+        if not track_others and not num_new:
+            raise ValueError('StreamingTracker: track_others=False decodes the prompted objects '
+                             'only, but no prompt was given')
         if len(prompt_ids) != num_new or len(set(prompt_ids)) != num_new:
             raise ValueError(f'StreamingTracker: {num_new} prompt rows need as many distinct object '
                              f'ids, got {prompt_ids}')
-        tracked = [i for i in self.queries if i not in prompt_ids]  # re-prompted ones restart
+        # re-prompted objects restart from their prompt
+        tracked = [i for i in self.queries if i not in prompt_ids] if track_others else []
         if not tracked and not num_new:
             raise ValueError(f'StreamingTracker: frame {frame_id} has no tracked object and no prompt')
 
@@ -141,5 +170,9 @@ class StreamingTracker:
         for j, r in enumerate(entries):
             n = len(r.frame_ids)
             embeds[j, :n], valid[j, :n], age[j, :n] = r.embeds, True, frame_id - r.frame_ids
-        newest = torch.stack([r.masks[r.frame_ids.argmax()] for r in entries])
-        return head.read_memory(base, embeds, valid, age), newest
+        return head.read_memory(base, embeds, valid, age), _newest_masks(entries)
+
+
+def _newest_masks(entries: List[MemoryReadout]) -> Tensor:
+    """Each object's most recent remembered mask logits, stacked ``[K, h, w]``."""
+    return torch.stack([r.masks[r.frame_ids.argmax()] for r in entries])

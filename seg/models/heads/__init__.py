@@ -1,10 +1,11 @@
 from .dynamic_query_stage import DynamicQueryStage, QueryAdaptor
 from .iou_head import QueryIoUHead
+from .multimask_decoder import MultimaskDecoder
 from .memory_cross_attention import MemoryCrossAttention
 from .prompt_mask_refiner import PromptMaskRefiner
 from .prompt_pooling import PromptPooling
 from .rapsam_head import HeadOutput, RapSAMVideoHead, StepOutput
 from .sam_prompt_encoder import PromptTokens, SAMPromptEncoder
 
-__all__ = ['DynamicQueryStage', 'QueryAdaptor', 'QueryIoUHead', 'MemoryCrossAttention',
+__all__ = ['DynamicQueryStage', 'QueryAdaptor', 'QueryIoUHead', 'MultimaskDecoder', 'MemoryCrossAttention',
            'PromptMaskRefiner', 'PromptPooling', 'HeadOutput', 'RapSAMVideoHead', 'StepOutput', 'PromptTokens', 'SAMPromptEncoder']

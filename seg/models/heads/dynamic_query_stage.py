@@ -64,12 +64,16 @@ class DynamicQueryStage(BaseModule):
         self.cls_embed = nn.Linear(c, cls_channels)
 
     def forward(self, query: torch.Tensor, feat: torch.Tensor, mask_logits: torch.Tensor,
-                query_valid: Optional[torch.Tensor] = None
+                query_valid: Optional[torch.Tensor] = None, isolate: bool = False
                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """
         Args:
             query: [B, Q, C]; feat: [B, C, T, h, w]; mask_logits: [B, Q, T, h, w] of the previous step.
             query_valid: [B, Q] bool, False for padding queries (ignored as attention keys).
+            isolate: every query attends to itself only (a block-diagonal attention mask, run as
+                one-token sequences so that any attention kind supports it): the queries do not
+                interact, and adding or removing one leaves the others' outputs unchanged. The
+                head isolates its prompt queries (one per prompted object) this way.
         Returns:
             (query [B, Q, C], mask_logits [B, Q, T, h, w], cls_embed [B, Q, cls_channels]).
         """
@@ -80,7 +84,11 @@ class DynamicQueryStage(BaseModule):
         g_in, g_upd = self.gate(pooled).chunk(2, dim=-1)
         q_in, q_upd = self.query_gate(query).chunk(2, dim=-1)
         query = self.update_norm(torch.sigmoid(g_in * q_in) * query + torch.sigmoid(g_upd * q_upd) * pooled)
-        if self.self_attn is not None:
+        if self.self_attn is not None and isolate:
+            b, q, c = query.shape
+            alone = attend(self.self_attn, query.reshape(b * q, 1, c), None).reshape(b, q, c)
+            query = self.attn_norm(query + alone)
+        elif self.self_attn is not None:
             pad = None
             if query_valid is not None:
                 pad = ~query_valid

@@ -36,6 +36,10 @@ class StepOutput:
     # predicted IoU (0..1) of each prompt query's thresholded mask with its object, over all frames;
     # set on output steps only (the final step and the prompt exits), with an ``iou_head``
     prm_iou: Optional[torch.Tensor] = None     # [N]
+    # multimask output (a ``multimask_decoder``, on output steps decoded with ``multimask=True``):
+    # K candidate masks of each prompt query on its prompted frame, and their predicted IoU
+    prm_multi_mask: Optional[torch.Tensor] = None  # [N, K, h, w]
+    prm_multi_iou: Optional[torch.Tensor] = None   # [N, K]
 
 
 @dataclass
@@ -69,6 +73,13 @@ class RapSAMVideoHead(BaseModule):
             ``embed_dim``, ``memory_dim`` = ``text_dim`` and ``num_heads`` are filled in).
         prompt_refiner: the config of a dense correction of the prompt masks from the raw prompts
             (``PromptMaskRefiner``; ``feat_channels`` is filled in), or None (off): see ``decode``.
+        refine_object_masks: whether the detector's ``mask_refiner`` (see ``decode``) also corrects
+            the object queries' masks. Off by default: it costs one small conv stack per query and
+            mask (+36 GFLOPs for 100 queries at 1024x576 in the R50 config), so it pays only on the
+            few prompt queries, whose masks a user looks at one by one.
+        multimask_decoder: the config of a ``MultimaskDecoder`` (``feat_channels`` is filled in;
+            needs the ``iou_head`` to score its candidates), or None (off): with it, output steps
+            decoded with ``multimask=True`` carry ``prm_multi_mask`` / ``prm_multi_iou``.
         iou_head: the config of the mask-quality head (``QueryIoUHead``; ``in_channels`` is filled
             in) predicting ``prm_iou`` from the output prompt queries, or None (off). Its input query
             is not detached (as in SAM): the IoU loss also shapes the decoder's prompt queries, but
@@ -99,6 +110,8 @@ class RapSAMVideoHead(BaseModule):
                  memory_reader: Optional[dict] = None,
                  prompt_refiner: Optional[dict] = None,
                  iou_head: Optional[dict] = dict(type='QueryIoUHead'),
+                 multimask_decoder: Optional[dict] = None,
+                 refine_object_masks: bool = False,
                  loss_cls: Optional[dict] = None,
                  loss_mask: Optional[dict] = None,
                  loss_dice: Optional[dict] = None,
@@ -133,6 +146,12 @@ class RapSAMVideoHead(BaseModule):
             {**dict(type='PromptMaskRefiner', feat_channels=c), **prompt_refiner})
         self.iou_head = None if iou_head is None else MODELS.build(
             {**dict(type='QueryIoUHead', in_channels=c), **iou_head})
+        if multimask_decoder is not None and self.iou_head is None:
+            raise ValueError('RapSAMVideoHead: multimask_decoder needs an iou_head to score its '
+                             'candidate masks')
+        self.multimask_decoder = None if multimask_decoder is None else MODELS.build(
+            {**dict(type='MultimaskDecoder', feat_channels=c), **multimask_decoder})
+        self.refine_object_masks = refine_object_masks
         # Classes are CLIP text embeddings of the class names (filled by the detector, frozen) plus a
         # learnable "no object" embedding; a learnable temperature scales the cosine similarities.
         self.register_buffer('class_text_embeds', torch.zeros(self.num_classes, text_dim))
@@ -183,7 +202,7 @@ class RapSAMVideoHead(BaseModule):
     def forward(self, feats: torch.Tensor, prompts: Optional[PromptTokens] = None,
                 run_objects: bool = True, num_stages: Optional[int] = None,
                 mask_refiner: Optional[nn.Module] = None,
-                prompt_exits: Sequence[int] = ()) -> HeadOutput:
+                prompt_exits: Sequence[int] = (), multimask: bool = False) -> HeadOutput:
         """Decode a batch of clips.
 
         Args:
@@ -193,6 +212,7 @@ class RapSAMVideoHead(BaseModule):
             num_stages: run only the first stages (TaskRouter); default all.
             mask_refiner: applied to the final mask logits (see ``decode``).
             prompt_exits: routed prompt exits to form as well (see ``decode``).
+            multimask: form the multimask candidates on the output steps (see ``decode``).
         """
         self._check_feats(feats)
         objects = self.init_object_queries(feats) if run_objects else None
@@ -200,7 +220,8 @@ class RapSAMVideoHead(BaseModule):
         if prompts is not None and prompts.num_prompts > 0:
             prm = self.init_prompt_queries(prompts, feats)
         return self.decode(feats, objects, prm, num_stages, mask_refiner, prompt_exits,
-                           dense_prompts=DensePrompts.from_tokens(prompts) if prm is not None else None)
+                           dense_prompts=DensePrompts.from_tokens(prompts) if prm is not None else None,
+                           multimask=multimask)
 
     def init_object_queries(self, feats: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """The learned object queries ``[B, Q, C]`` and their initial masks ``[B, Q, T, h, w]``."""
@@ -221,12 +242,19 @@ class RapSAMVideoHead(BaseModule):
                num_stages: Optional[int] = None,
                mask_refiner: Optional[nn.Module] = None,
                prompt_exits: Sequence[int] = (),
-               dense_prompts: Optional[DensePrompts] = None) -> HeadOutput:
+               dense_prompts: Optional[DensePrompts] = None,
+               multimask: bool = False) -> HeadOutput:
         """Run the shared stages, then the task adaptors, on given initial queries.
 
         The output step (the last one) is formed from the last stage run: the task adaptors (a task
         without one keeps the stage's prediction), then ``mask_refiner``, then the
-        ``prompt_refiner`` (with ``dense_prompts``), then the IoU head.
+        ``prompt_refiner`` (with ``dense_prompts``), then the IoU head (and, with ``multimask``, the
+        ``multimask_decoder``'s candidates).
+
+        Prompt queries never attend to each other (the stages run them ``isolate``-d): each
+        prompted object is decoded independently of the others, in training and inference alike,
+        so adding, removing or re-prompting one object leaves every other object's masks
+        unchanged. They do not see the object queries either (separate query sets).
 
         Args:
             feats: ``[B, C, T, h, w]``.
@@ -236,7 +264,8 @@ class RapSAMVideoHead(BaseModule):
                 masks here (mask propagation).
             num_stages: run only the first stages (TaskRouter); default all.
             mask_refiner: a ``MaskStateRefiner``-like module ``(feat [B', C, h, w], mask logits
-                [B', Q, h, w]) -> logits``, applied frame by frame to the final step's masks.
+                [B', Q, h, w]) -> logits``, applied frame by frame to the final step's prompt
+                masks (and object masks with ``refine_object_masks``).
             prompt_exits: depths d (1 <= d < stages run) after which the prompt queries also form
                 an output step, exactly as a decode with ``num_stages=d`` forms its final prompt
                 predictions (prompt adaptor, refiner, IoU head): ``HeadOutput.exits[d]``, prompt
@@ -248,6 +277,9 @@ class RapSAMVideoHead(BaseModule):
                 each row's mask on its ``frame_index`` is corrected from its clicks and mask
                 prompt; the other frames of a clip are left as decoded (they have no clicks).
                 None: no prompt refinement.
+            multimask: with a ``multimask_decoder``, the output steps (final and exits) also carry
+                ``prm_multi_mask`` / ``prm_multi_iou``, on each row's prompted frame
+                (``dense_prompts.frame_index``; frame 0 without them). Training asks for them.
         """
         self._check_feats(feats)
         n_stages = self.num_stages if num_stages is None else num_stages
@@ -263,18 +295,18 @@ class RapSAMVideoHead(BaseModule):
                 obj_q, obj_m, cls = stage(obj_q, feats, obj_m)
                 self._set_objects(step, obj_q, obj_m, cls)
             if prm_q is not None:
-                prm_q, prm_m, cls = stage(prm_q, feats, prm_m, prm_valid)
+                prm_q, prm_m, cls = stage(prm_q, feats, prm_m, prm_valid, isolate=True)
                 self._set_prompts(step, prm_q, prm_m, cls, prm_valid)
                 if depth in exits:
                     prompt_only = dataclasses.replace(step, obj_cls=None, obj_mask=None,
                                                       obj_query=None, obj_cls_embed=None)
                     out.exits[depth] = self._output_step(prompt_only, feats, None, None,
                                                          (prm_q, prm_m, prm_valid), mask_refiner,
-                                                         dense_prompts)
+                                                         dense_prompts, multimask)
             out.steps.append(step)
         final = self._output_step(out.steps[-1], feats, obj_q, obj_m,
                                   None if prm_q is None else (prm_q, prm_m, prm_valid), mask_refiner,
-                                  dense_prompts)
+                                  dense_prompts, multimask)
         if self.panoptic_adaptor is not None or self.prompt_adaptor is not None:
             out.steps.append(final)
         else:  # no adaptor step: the last stage is the output
@@ -285,7 +317,8 @@ class RapSAMVideoHead(BaseModule):
                      obj_m: Optional[torch.Tensor],
                      prompts: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
                      mask_refiner: Optional[nn.Module],
-                     dense_prompts: Optional[DensePrompts] = None) -> StepOutput:
+                     dense_prompts: Optional[DensePrompts] = None,
+                     multimask: bool = False) -> StepOutput:
         """The output formed from a stage's ``step`` and the queries / masks it produced: task
         adaptors (a task without one keeps the stage's prediction), refiners, IoU head. One function
         for the final step and the prompt exits, so an exit is exactly the routed inference output."""
@@ -296,16 +329,36 @@ class RapSAMVideoHead(BaseModule):
         if prompts is not None:
             prm_q, prm_m, prm_valid = prompts
             if self.prompt_adaptor is not None:
-                self._set_prompts(step, *self.prompt_adaptor(prm_q, feats, prm_m, prm_valid),
-                                  prm_valid)
+                self._set_prompts(step, *self.prompt_adaptor(prm_q, feats, prm_m, prm_valid,
+                                                              isolate=True), prm_valid)
         if mask_refiner is not None:
-            step = self._refine(step, feats, mask_refiner, prm_valid)
+            step = self._refine(step, feats, mask_refiner, prm_valid, self.refine_object_masks)
         if self.prompt_refiner is not None and dense_prompts is not None \
                 and step.prm_mask is not None:
             step.prm_mask = self._refine_prompts(step.prm_mask, feats, dense_prompts)
         if self.iou_head is not None and step.prm_query is not None:
             step.prm_iou = self.iou_head(step.prm_query)
+        if multimask and self.multimask_decoder is not None and step.prm_query is not None:
+            self._set_multimask(step, feats, prm_valid, dense_prompts)
         return step
+
+    def _set_multimask(self, step: StepOutput, feats: torch.Tensor, prm_valid: torch.Tensor,
+                       dense_prompts: Optional[DensePrompts]) -> None:
+        """The ``multimask_decoder``'s candidates of each prompt query on its prompted frame,
+        scored by the IoU head.
+
+        The decoder reads the query and feature DETACHED: it is an add-on for ambiguous clicks
+        that must not pull the shared decoder away from the single-mask output every other task
+        uses (with the gradient shared, the fed-back-mask gain of the interactive training test
+        fell from +0.037 to +0.016 IoU)."""
+        if dense_prompts is not None:
+            b, t = dense_prompts.batch_index, dense_prompts.frame_index
+        else:
+            b = prm_valid.nonzero(as_tuple=True)[0]
+            t = torch.zeros_like(b)
+        cand, masks = self.multimask_decoder(step.prm_query.detach(), feats[b, :, t].detach())
+        step.prm_multi_mask = masks
+        step.prm_multi_iou = self.iou_head(cand.flatten(0, 1)).view(cand.shape[:2])
 
     @staticmethod
     def _check_exits(prompt_exits: Sequence[int], n_stages: int) -> Set[int]:
@@ -333,8 +386,9 @@ class RapSAMVideoHead(BaseModule):
 
     @staticmethod
     def _refine(step: StepOutput, feats: torch.Tensor, refiner: nn.Module,
-                prm_valid: Optional[torch.Tensor]) -> StepOutput:
-        """The step with its mask logits corrected by ``refiner``, frame by frame."""
+                prm_valid: Optional[torch.Tensor], objects: bool) -> StepOutput:
+        """The step with its prompt (and, if ``objects``, object) mask logits corrected by
+        ``refiner``, frame by frame."""
         b, c, t, h, w = feats.shape
         frame_feats = feats.transpose(1, 2).reshape(b * t, c, h, w)
 
@@ -344,7 +398,7 @@ class RapSAMVideoHead(BaseModule):
             return refiner(frame_feats, per_frame).reshape(b, t, q, h, w).transpose(1, 2)
 
         step = StepOutput(**vars(step))
-        if step.obj_mask is not None:
+        if objects and step.obj_mask is not None:
             step.obj_mask = refine(step.obj_mask)
         if step.prm_mask is not None:
             # back to the padded [B, N_max] layout the features are batched in
@@ -386,10 +440,11 @@ class RapSAMVideoHead(BaseModule):
                                    prompts.box_valid, prompts.mask_embed, prompts.mask_valid,
                                    prompts.text_embed, prompts.text_valid)
         counts = torch.bincount(prompts.batch_index, minlength=batch_size)
-        n_max = int(counts.max())
+        # one sample: no host sync for the count (and a traced size under ONNX export)
+        n_max = q.shape[0] if batch_size == 1 else int(counts.max())
         # slot of each prompt inside its sample (prompts are grouped by sample, in order)
         starts = torch.cumsum(counts, 0) - counts
-        slot = torch.arange(len(q), device=q.device) - starts[prompts.batch_index]
+        slot = torch.arange(q.shape[0], device=q.device) - starts[prompts.batch_index]
         padded = q.new_zeros(batch_size, n_max, q.shape[-1])
         padded[prompts.batch_index, slot] = q
         valid = torch.zeros(batch_size, n_max, dtype=torch.bool, device=q.device)
@@ -403,10 +458,10 @@ class RapSAMVideoHead(BaseModule):
             return mask_logits
         b_idx, t_idx = prompts.batch_index, prompts.frame_index
         counts = torch.bincount(b_idx, minlength=mask_logits.shape[0])
-        slot = torch.arange(len(b_idx), device=b_idx.device) - (torch.cumsum(counts, 0) - counts)[b_idx]
+        slot = torch.arange(b_idx.shape[0], device=b_idx.device) - (torch.cumsum(counts, 0) - counts)[b_idx]
         rows = prompts.mask_valid.nonzero(as_tuple=True)[0]
         mask_logits = mask_logits.clone()
-        mask_logits[b_idx[rows], slot[rows], t_idx[rows]] = prompts.mask_logits[rows]
+        mask_logits[b_idx[rows], slot[rows], t_idx[rows]] = prompts.mask_logits[rows].to(mask_logits.dtype)
         return mask_logits
 
     # ------------------------------------------------------------------ losses
@@ -420,6 +475,12 @@ class RapSAMVideoHead(BaseModule):
         Prompt losses: ``loss_prompt_cls`` / ``_mask`` / ``_dice``, and ``loss_prompt_iou`` on a
         step that carries ``prm_iou`` (output steps with an ``iou_head``): ``loss_iou`` of the
         predicted IoU against ``grid_mask_iou`` of the step's masks with their targets (detached).
+        On a step with multimask candidates (``prm_multi_mask``), SAM's ambiguity rule:
+        ``loss_prompt_multimask`` is, for each prompt that is a single click (one point, nothing
+        else: the ambiguous case), the mask + Dice loss of its best candidate only (the minimum
+        over the K candidates, against the target on the prompted frame); the other prompts use
+        the single-mask output alone. ``loss_prompt_multimask_iou`` supervises the predicted IoU
+        of every candidate of every prompt with a target.
 
         With ``loss_dpsr`` and clips (T > 1), the final step adds ``loss_dpsr_mask`` /
         ``loss_dpsr_feat``: for every pair of consecutive frames of a tracked object (a prompt with
@@ -547,6 +608,9 @@ class RapSAMVideoHead(BaseModule):
             losses = dict(loss_prompt_cls=zero, loss_prompt_mask=zero, loss_prompt_dice=zero)
             if step.prm_iou is not None:
                 losses['loss_prompt_iou'] = step.prm_iou.sum() * 0
+            if step.prm_multi_mask is not None:
+                losses.update(loss_prompt_multimask=step.prm_multi_mask.sum() * 0,
+                              loss_prompt_multimask_iou=step.prm_multi_iou.sum() * 0)
             return losses
         b_idx, rows = prompts.batch_index[keep], prompt_targets[keep]
         mask_t = torch.stack([targets[b].masks[r] for b, r in zip(b_idx.tolist(), rows.tolist())])
@@ -559,7 +623,36 @@ class RapSAMVideoHead(BaseModule):
         if step.prm_iou is not None:
             losses['loss_prompt_iou'] = self.loss_iou(step.prm_iou[keep],
                                                       grid_mask_iou(step.prm_mask[keep], mask_t))
+        if step.prm_multi_mask is not None:
+            frame_t = mask_t[torch.arange(len(mask_t), device=mask_t.device),
+                             prompts.frame_index[keep]]
+            single = ((prompts.point_valid.sum(1) == 1) & ~prompts.box_valid & ~prompts.mask_valid
+                      & ~prompts.text_valid)[keep]
+            losses.update(self._multimask_loss(step.prm_multi_mask[keep], step.prm_multi_iou[keep],
+                                               frame_t, single))
         return losses
+
+    def _multimask_loss(self, cands: torch.Tensor, iou: torch.Tensor, target: torch.Tensor,
+                        single: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """The ambiguity-rule losses (see ``loss``) of candidates ``[M, K, h, w]`` with predicted
+        IoU ``[M, K]`` against targets ``[M, H, W]``; ``single`` [M]: the rows that are one click."""
+        m, k = cands.shape[:2]
+        flat = cands.flatten(0, 1)[:, None]  # [M*K, 1, h, w]
+        tgt = target[:, None].expand(-1, k, -1, -1).flatten(0, 1)[:, None].float()
+        with torch.no_grad():
+            coords = get_uncertain_point_coords_with_randomness(
+                flat, None, self.train_cfg['num_points'], self.train_cfg['oversample_ratio'],
+                self.train_cfg['importance_sample_ratio'])
+            tgt_pts = point_sample(tgt, coords, align_corners=False)[:, 0]
+        pred_pts = point_sample(flat, coords, align_corners=False)[:, 0]  # [M*K, P]
+        per_cand = (self.loss_mask(pred_pts, tgt_pts, reduction_override='none').mean(1)
+                    + self.loss_dice(pred_pts, tgt_pts, reduction_override='none')).view(m, k)
+        # only the best candidate of an ambiguous (single-click) prompt is trained
+        weight = single.to(per_cand.dtype)
+        loss = (per_cand.min(1).values * weight).sum() / weight.sum().clamp(min=1.0)
+        iou_t = grid_mask_iou(flat, tgt)
+        return dict(loss_prompt_multimask=loss,
+                    loss_prompt_multimask_iou=self.loss_iou(iou.flatten(), iou_t))
 
     def _mask_losses(self, preds: torch.Tensor, gts: torch.Tensor) -> tuple:
         """Point-sampled (importance sampling, Mask2Former-style) BCE + Dice for matched masks

@@ -103,7 +103,7 @@ class SAMPromptEncoder(BaseModule):
         mask_embed, mask_valid, mask_logits, txt, txt_valid, bidx, fidx = [], [], [], [], [], [], []
         coords, labels = [], []
         for b, p in rows:
-            n = len(p)
+            n = p.points.shape[0]  # not len(): a traced size keeps ONNX export's object axis dynamic
             t = frame_ids[b]
             feat = feats[b, :, t]  # [C, h, w]
             # points: position + type + the feature under the click

@@ -3,7 +3,9 @@
 ``YOSONeck`` is a light deformable FPN: each pyramid level is projected to ``agg_dim`` channels,
 merged top-down through deformable 3x3 convs, and all levels are upsampled to stride 4, concatenated
 with CoordConv (x, y) channels and fused into ONE stride-4 map that the head's queries read masks
-from. Deformable convolution is torchvision's (no compiled mmcv ops needed).
+from. Deformable convolution is torchvision's (no compiled mmcv ops needed). Its real-time variant
+(``conv_type='separable', fuse='sum1x1'``) computes the same kind of map for about a sixth of the
+multiply-adds.
 
 ``MaskStateRefiner`` runs after the head: a small conv net that looks at the stride-4 feature and a
 query's current mask and outputs a residual correction of that mask's logits (boundaries), so the
@@ -13,7 +15,8 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
-from mmcv.cnn import ConvModule, build_activation_layer, build_norm_layer
+from mmcv.cnn import (ConvModule, DepthwiseSeparableConvModule, build_activation_layer,
+                      build_norm_layer)
 from mmengine.model import BaseModule, constant_init
 from torch import Tensor, nn
 from torchvision.ops import DeformConv2d
@@ -50,12 +53,37 @@ def coord_channels(feat: Tensor) -> Tensor:
 class YOSONeck(BaseModule):
     """Light deformable FPN: the backbone pyramid -> one stride-4 map [B, hidden_dim, H/4, W/4].
 
+    Where the cost is (R50 pyramid at 1024x576, multiply-adds): the baseline's 3x3 fusion conv over
+    the concatenated stride-4 levels is ~44 G of its ~56 G, the deformable 3x3 at stride 4 another
+    ~6 G (and torchvision's deformable kernel is several times slower per multiply-add than a plain
+    conv). The real-time settings remove both:
+
+    - ``fuse='sum1x1'``: a 1x1 conv over concatenated channels equals the sum of per-level 1x1
+      convs, and a 1x1 conv commutes with bilinear upsampling, so each level is projected to
+      ``hidden_dim`` at its OWN resolution and only the projections are upsampled and summed
+      (the same function class as a 1x1 fusion conv; the 3x3 context comes from the top-down path);
+    - ``conv_type='separable'``: depthwise 3x3 + pointwise convs in the top-down path (also
+      exportable to ONNX / TensorRT, unlike the deformable kernel).
+
+    The stride-4 level keeps a 3x3 conv (``finest_conv``): without any spatial filtering at the
+    mask resolution, the masks a student learns from a teacher stayed far from the teacher's in the
+    distillation test (``test_rapsam_training_behaviour``).
+
     Args:
         in_channels: channels of the input levels, finest (stride 4) first.
         agg_dim: channels of every level inside the FPN.
         hidden_dim: channels of the output map.
         norm_cfg, act_cfg: mmcv norm / activation configs (GroupNorm by default: batch-size free).
+        conv_type: the top-down path's 3x3 convs: ``'deformable'`` (RapSAM), ``'plain'`` or
+            ``'separable'`` (depthwise + pointwise).
+        finest_conv: whether the stride-4 level gets a 3x3 conv in the top-down path.
+        fuse: ``'concat3x3'`` (RapSAM: a 3x3 conv over all levels upsampled to stride 4 and
+            concatenated with CoordConv channels) or ``'sum1x1'`` (see above; the CoordConv channels
+            get their own 1x1 projection).
     """
+
+    FUSE_MODES = ('concat3x3', 'sum1x1')
+    CONV_TYPES = ('deformable', 'plain', 'separable')
 
     def __init__(self,
                  in_channels: Sequence[int],
@@ -63,18 +91,44 @@ class YOSONeck(BaseModule):
                  hidden_dim: int = 256,
                  norm_cfg: dict = dict(type='GN', num_groups=32),
                  act_cfg: dict = dict(type='ReLU'),
+                 conv_type: str = 'deformable',
+                 finest_conv: bool = True,
+                 fuse: str = 'concat3x3',
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if len(in_channels) < 2:
             raise ValueError(f'YOSONeck: needs at least 2 levels, got in_channels={list(in_channels)}')
+        if fuse not in self.FUSE_MODES:
+            raise ValueError(f'YOSONeck: fuse must be one of {self.FUSE_MODES}, got {fuse!r}')
+        if conv_type not in self.CONV_TYPES:
+            raise ValueError(f'YOSONeck: conv_type must be one of {self.CONV_TYPES}, got '
+                             f'{conv_type!r}')
         self.in_channels = list(in_channels)
         self.hidden_dim = hidden_dim
+        self.fuse_mode = fuse
         self.lateral_convs = nn.ModuleList(
             ConvModule(c, agg_dim, 1, norm_cfg=norm_cfg, act_cfg=None) for c in in_channels)
-        self.deform_convs = nn.ModuleList(
-            _DeformConvBlock(agg_dim, norm_cfg, act_cfg) for _ in in_channels)
-        self.fuse = ConvModule(agg_dim * len(in_channels) + 2, hidden_dim, 3, padding=1,
-                               norm_cfg=norm_cfg, act_cfg=act_cfg)
+
+        def td_conv(level: int) -> nn.Module:
+            if level == 0 and not finest_conv:
+                return nn.Identity()
+            if conv_type == 'deformable':
+                return _DeformConvBlock(agg_dim, norm_cfg, act_cfg)
+            conv = ConvModule if conv_type == 'plain' else DepthwiseSeparableConvModule
+            return conv(agg_dim, agg_dim, 3, padding=1, norm_cfg=norm_cfg, act_cfg=act_cfg)
+
+        self.topdown_convs = nn.ModuleList(td_conv(i) for i in range(len(in_channels)))
+        if fuse == 'concat3x3':
+            self.fuse = ConvModule(agg_dim * len(in_channels) + 2, hidden_dim, 3, padding=1,
+                                   norm_cfg=norm_cfg, act_cfg=act_cfg)
+        else:
+            # no biases: the norm after the sum removes them (as ConvModule drops a conv's bias
+            # before a norm), and their near-zero gradients would only carry rounding noise
+            self.level_projs = nn.ModuleList(
+                nn.Conv2d(agg_dim, hidden_dim, 1, bias=False) for _ in in_channels)
+            self.coord_proj = nn.Conv2d(2, hidden_dim, 1, bias=False)
+            self.fuse_norm = build_norm_layer(norm_cfg, hidden_dim)[1]
+            self.fuse_act = build_activation_layer(act_cfg)
         # linear output: the head takes dot products of queries with this map
         self.out_conv = nn.Conv2d(hidden_dim, hidden_dim, 1)
 
@@ -94,8 +148,14 @@ class YOSONeck(BaseModule):
             x = self.lateral_convs[i](feats[i])
             if top is not None:
                 x = x + F.interpolate(top, size=x.shape[-2:], mode='bilinear', align_corners=False)
-            top = outs[i] = self.deform_convs[i](x)
+            top = outs[i] = self.topdown_convs[i](x)
         size = outs[0].shape[-2:]
+        if self.fuse_mode == 'sum1x1':
+            fused = self.coord_proj(coord_channels(outs[0])) + self.level_projs[0](outs[0])
+            for proj, o in zip(self.level_projs[1:], outs[1:]):
+                fused = fused + F.interpolate(proj(o), size=size, mode='bilinear',
+                                              align_corners=False)
+            return self.out_conv(self.fuse_act(self.fuse_norm(fused)))
         fused = [outs[0]] + [
             F.interpolate(o, size=size, mode='bilinear', align_corners=False) for o in outs[1:]
         ]

@@ -102,13 +102,15 @@ class PromptFusion(nn.Module):
 
     @staticmethod
     def _num_objects(*embeds: Optional[Tensor]) -> int:
-        counts = {e.shape[0] for e in embeds if e is not None}
+        # sizes compared one by one (not as a set): under ONNX tracing they are tensors, and the
+        # returned size must stay traced for the object axis to stay dynamic
+        counts = [e.shape[0] for e in embeds if e is not None]
         if not counts:
             raise ValueError('PromptFusion: give at least one of point, box, mask or text embeddings')
-        if len(counts) > 1:
+        if any(c != counts[0] for c in counts[1:]):
             raise ValueError(f'PromptFusion: prompt embeddings disagree on the number of objects: '
-                             f'{sorted(counts)}')
-        return counts.pop()
+                             f'{[int(c) for c in counts]}')
+        return counts[0]
 
     @staticmethod
     def _check(name: str, x: Tensor, shape: tuple) -> None:

@@ -8,11 +8,13 @@ from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.optim import OptimWrapper
+from torch import nn
 
 import seg  # noqa: F401
 from seg.models.backbones.modules import TokenPruner
 from seg.models.necks import MaskStateRefiner
-from seg.models.utils import LowRankMHSA, PromptFusion, RouteDecision, TaskRouter
+from seg.models.utils import (LowRankMHSA, PromptFusion, RegionalFeatures, RouteDecision,
+                              TaskRouter)
 from seg.registry import DATASETS, MODELS
 from seg.structures import build_prompts
 from tests.conftest import REPO_ROOT
@@ -86,7 +88,17 @@ def test_video_clip_gives_consistent_ids_over_frames(model):
     out = _predict(vmodel, [clip])[0]
     ids = [f.pred_track_instances.instances_id for f in out]
     assert all(torch.equal(ids[0], i) for i in ids)
-    assert all(f.pred_track_instances.masks.shape[-2:] == (48, 64) for f in out)
+    # every (query, class) pair is a track of its own: the YouTube-VIS metric groups by id
+    assert len(ids[0]) > 1 and len(set(ids[0].tolist())) == len(ids[0])
+    for f in out:
+        pred = f.pred_track_instances
+        assert pred.masks.shape[-2:] == (48, 64) and pred.bboxes.shape == (len(ids[0]), 4)
+        for mask, box in zip(pred.masks, pred.bboxes):
+            if mask.any():
+                ys, xs = mask.nonzero(as_tuple=True)
+                assert box.tolist() == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+            else:
+                assert not box.any()
     # with a prompt on the first frame, each prompted object is segmented on every frame
     out = _predict(vmodel, [packed_clip(t=3, prompts_on_first=True)])[0]
     assert [len(f.pred_instances) for f in out] == [2, 2, 2]
@@ -258,7 +270,7 @@ def test_baseline_routes_to_the_full_model(model):
     _predict(model, [packed_image(with_gt=False)])
     assert model.last_decision == RouteDecision(2, 'prompt', False, True)
     with pytest.raises(RuntimeError, match='streaming VOS is off'):
-        model.init_video()
+        model.new_tracker()
 
 
 def test_router_rules_must_fit_the_head():
@@ -305,65 +317,94 @@ def test_vos_clip_streams_with_davis_ids_and_objects_added_later(fastsam2_video)
     assert [f.pred_instances.instances_id.tolist() for f in out] == [[1, 2], [1, 2]]
 
 
-def test_track_frame_stream(fastsam2):
+def _track(model, tracker, step, frame, prompts=None, sample=None):
+    """One raw frame through ``preprocess_frame`` + ``track_step``."""
+    sample = sample if sample is not None else DetDataSample()
+    if prompts is not None:
+        sample.prompts = prompts
+    with torch.no_grad():
+        inputs, sample = model.preprocess_frame(frame, sample)
+        return model.track_step(tracker, inputs, sample, step)
+
+
+def test_track_step_stream(fastsam2):
     model = fastsam2
-    model.init_video()
+    tracker = model.new_tracker()
     frame = lambda: packed_image(with_gt=False, prompts=False)['inputs']  # noqa: E731
     pruner = model.backbone.token_pruner
-    first = model.track_frame(frame())  # nothing prompted yet
+    first = _track(model, tracker, 0, frame())  # nothing prompted yet
     assert len(first) == 0 and first.masks.shape == (0, 48, 64)
-    res = model.track_frame(frame(), prompts=build_prompts(points=[[[15, 12]]], point_labels=[[1]]))
+    res = _track(model, tracker, 1, frame(), build_prompts(points=[[[15, 12]]], point_labels=[[1]]))
     assert res.instances_id.tolist() == [1] and res.masks.shape == (1, 48, 64)
     scored = [pruner.last_scored]
-    memory = model.stream.memory
+    memory = tracker.memory
     caps = dict(long=memory.long_capacity, short=memory.short_capacity)
     for t in range(2, 40):
         prompts = None
         if t == 10:
             prompts = build_prompts(bboxes=[[30, 25, 60, 45]])
-        res = model.track_frame(frame(), prompts=prompts)
+        res = _track(model, tracker, t, frame(), prompts)
         scored.append(pruner.last_scored)
         if t == 20:
-            model.remove_object(1)
+            tracker.remove_object(1)
         expected = [1] if t < 10 else [1, 2] if t <= 20 else [2]
         assert res.instances_id.tolist() == expected
-        for obj in model.stream.object_ids:
+        for obj in tracker.object_ids:
             counts = memory.num_entries(obj)
             assert counts['long'] <= caps['long'] and counts['short'] <= caps['short']
     # the pruner rescored every refresh_period frames of the stream, reused its scores in between
     period = pruner.refresh_period
     assert scored == [i % period == 0 for i in range(len(scored))]
-    model.init_video()  # a new video: fresh memory, fresh pruner scores
-    model.track_frame(frame(), prompts=build_prompts(points=[[[15, 12]]], point_labels=[[1]]))
-    assert pruner.last_scored and model.stream.object_ids == [1]
-    with pytest.raises(ValueError, match='prompts given both'):
-        sample = packed_image(with_gt=False)['data_samples']
-        model.track_frame(frame(), prompts=sample.prompts, data_sample=sample)
+    # the pruner's cache is the tracker's: a new video starts fresh, the old one continues
+    other = model.new_tracker()
+    _track(model, other, 0, frame(), build_prompts(points=[[[15, 12]]], point_labels=[[1]]))
+    assert pruner.last_scored and other.object_ids == [1]
+    _track(model, tracker, 40, frame())
+    assert pruner.last_scored == (len(scored) % period == 0)
+    with pytest.raises(ValueError, match='does not come after frame 40'):
+        _track(model, tracker, 40, frame())
 
 
-def test_track_frame_through_the_video_preprocessor(fastsam2_video):
-    fastsam2_video.init_video()
+def test_track_step_reprompts_the_last_frame(fastsam2):
+    model, tracker = fastsam2, fastsam2.new_tracker()
+    frame = packed_image(with_gt=False, prompts=False)['inputs']
+    click = build_prompts(points=[[[15, 12]]], point_labels=[[1]])
+    _track(model, tracker, 0, frame, click)
+    _track(model, tracker, 1, frame, build_prompts(bboxes=[[30, 25, 60, 45]]))
+    for _ in range(2 * tracker.memory.long_capacity):  # clicks on one frame replace each other
+        sample = DetDataSample()
+        sample.prompts = copy.deepcopy(click)
+        sample.prompts.obj_ids = torch.tensor([1])
+        with torch.no_grad():
+            inputs, sample = model.preprocess_frame(frame, sample)
+            res = model.track_step(tracker, inputs, sample, 1, track_others=False)
+        assert res.instances_id.tolist() == [1]  # object 2 is not decoded again
+    assert tracker.memory.num_entries(1)['long'] == 2 and tracker.object_ids == [1, 2]
+
+
+def test_track_step_through_the_video_preprocessor(fastsam2_video):
+    tracker = fastsam2_video.new_tracker()
     sample = packed_image(h=40, w=56, with_gt=False)['data_samples']
     sample.set_metainfo(dict(ori_shape=(80, 112), scale_factor=(0.5, 0.5)))
     frame = packed_image(h=40, w=56, with_gt=False, prompts=False)['inputs']
-    res = fastsam2_video.track_frame(frame, data_sample=sample)
+    res = _track(fastsam2_video, tracker, 0, frame, sample=sample)
     assert res.instances_id.tolist() == [1, 2] and res.masks.shape == (2, 80, 112)
-    assert fastsam2_video.track_frame(frame).masks.shape == (2, 40, 56)  # default: frame size
+    assert _track(fastsam2_video, tracker, 1, frame).masks.shape == (2, 40, 56)  # default: frame size
 
 
 def test_language_guard_in_the_stream(fastsam2):
     model = copy.deepcopy(fastsam2)
     for thr, text_entries in ((1.0, 1), (-1.0, 5)):
         model.memory_cfg.update(text_sim_thr=thr, short_capacity=4, key_frame_interval=100)
-        model.init_video()
+        tracker = model.new_tracker()
         prompts = build_prompts(points=[[[15, 12]], [[40, 40]]], point_labels=[[1], [1]],
                                 texts=['person', ''])
-        model.track_frame(packed_image(with_gt=False, prompts=False)['inputs'], prompts=prompts)
-        for _ in range(5):
-            model.track_frame(packed_image(with_gt=False, prompts=False)['inputs'])
+        _track(model, tracker, 0, packed_image(with_gt=False, prompts=False)['inputs'], prompts)
+        for t in range(1, 6):
+            _track(model, tracker, t, packed_image(with_gt=False, prompts=False)['inputs'])
         # object 1 has a text: a threshold of 1 rejects every update; object 2 has none
-        assert len(model.stream.memory.fetch(10)[1].frame_ids) == text_entries
-        assert len(model.stream.memory.fetch(10)[2].frame_ids) == 5
+        assert len(tracker.memory.fetch(10)[1].frame_ids) == text_entries
+        assert len(tracker.memory.fetch(10)[2].frame_ids) == 5
 
 
 def test_training_on_clips_streams_prompts_through_the_memory_and_adds_dpsr(fastsam2, fastsam2_video):
@@ -386,23 +427,33 @@ def test_fastsam2_configs_switch_everything_on_and_baselines_keep_it_off():
         cfg = Config.fromfile(str(REPO_ROOT / f'configs/fastsam2/model_fastsam2_{name}.py')).model
         for key in ('geom_branch', 'token_fusion', 'token_pruner'):
             assert cfg.backbone.get(key) is not None, (name, key)
+        # low-rank attention where the keys are many (geometry tokens), exact over the queries
+        assert cfg.backbone.token_fusion.attention.type is LowRankMHSA
+        assert cfg.neck.conv_type == 'separable' and cfg.neck.fuse == 'sum1x1'
         head = cfg.panoptic_head
-        assert head.attention.type is LowRankMHSA and head.prompt_aggregator.type is PromptFusion
+        assert head.get('attention') is None and head.prompt_aggregator.type is PromptFusion
         assert head.memory_reader is not None and head.loss_dpsr is not None
+        assert head.multimask_decoder is not None
         assert cfg.task_router.type is TaskRouter and cfg.memory is not None
+        assert cfg.regional_features.type is RegionalFeatures
         assert cfg.mask_refiner.type is MaskStateRefiner
         assert cfg.mask_refiner.feat_channels == cfg.neck.hidden_dim
     for name in ('rapsam_tiny_coco_panoptic', 'rapsam_r50_90k_coco_panoptic',
                  'rapsam_convnext_l_90k_coco_panoptic'):
         cfg = Config.fromfile(str(REPO_ROOT / f'configs/rapsam/{name}.py')).model
         assert not any(cfg.backbone.get(k) for k in ('geom_branch', 'token_fusion', 'token_pruner'))
-        assert not any(cfg.get(k) for k in ('task_router', 'memory', 'mask_refiner'))
+        assert not any(cfg.get(k) for k in ('task_router', 'memory', 'mask_refiner',
+                                            'regional_features'))
         assert not any(cfg.panoptic_head.get(k) for k in ('attention', 'prompt_aggregator',
-                                                          'memory_reader', 'loss_dpsr'))
+                                                          'memory_reader', 'loss_dpsr',
+                                                          'multimask_decoder'))
+        assert cfg.neck.get('conv_type', 'deformable') == 'deformable'
     # the tiny one builds with every module in place
     model = MODELS.build(fastsam2_model_cfg())
     head = model.panoptic_head
-    assert isinstance(head.stages[0].self_attn, LowRankMHSA)
+    assert isinstance(head.stages[0].self_attn, nn.MultiheadAttention)
+    assert isinstance(model.backbone.token_fusion.sem_queries_geom.attn, LowRankMHSA)
+    assert isinstance(model.regional_features, RegionalFeatures)
     assert isinstance(head.prompt_aggregator, PromptFusion)
     assert isinstance(model.backbone.token_pruner, TokenPruner)
     assert isinstance(model.mask_refiner, MaskStateRefiner) and head.loss_dpsr is not None

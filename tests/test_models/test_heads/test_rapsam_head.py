@@ -62,8 +62,9 @@ def test_forward_runs_the_requested_stages_and_query_sets_only():
         head(feats, tokens, num_stages=3)
 
 
-def test_refiner_is_identity_at_init_and_corrects_the_final_step_only():
-    head = _head()
+@pytest.mark.parametrize('objects', [False, True])
+def test_refiner_is_identity_at_init_and_corrects_the_final_step_only(objects):
+    head = _head(refine_object_masks=objects)
     feats = torch.randn(2, C, 3, 8, 8)
     tokens = _tokens(head, feats)
     refiner = MaskStateRefiner(feat_channels=C, hidden_channels=4)
@@ -73,10 +74,10 @@ def test_refiner_is_identity_at_init_and_corrects_the_final_step_only():
         for a, b in zip(plain.steps, refined.steps):
             assert torch.equal(a.obj_mask, b.obj_mask) and torch.equal(a.prm_mask, b.prm_mask)
         # a constant correction of +1 (output conv bias) shows up on the final step, every frame and
-        # every (padded-layout) prompt row, and nowhere else
+        # every (padded-layout) prompt row, and nowhere else; on object masks only when asked for
         refiner.out_conv.bias.fill_(1.0)
         shifted = head(feats, tokens, mask_refiner=refiner)
-    torch.testing.assert_close(shifted.final.obj_mask, plain.final.obj_mask + 1)
+    torch.testing.assert_close(shifted.final.obj_mask, plain.final.obj_mask + int(objects))
     torch.testing.assert_close(shifted.final.prm_mask, plain.final.prm_mask + 1)
     assert torch.equal(shifted.steps[0].prm_mask, plain.steps[0].prm_mask)
 

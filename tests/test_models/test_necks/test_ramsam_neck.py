@@ -1,6 +1,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from mmcv.cnn import DepthwiseSeparableConvModule
 from torchvision.ops import DeformConv2d
 
 from seg.models.necks import MaskStateRefiner, YOSONeck
@@ -30,12 +31,52 @@ def test_neck_fuses_all_levels_into_one_stride_4_map():
 
 def test_deformable_convs_are_torchvision_and_start_as_plain_convs():
     neck = tiny_neck()
-    block = neck.deform_convs[0]
+    block = neck.topdown_convs[0]
     assert isinstance(block.conv, DeformConv2d)
     x = torch.randn(1, 16, 8, 8)
     offset = block.offset(x)
     assert offset.shape == (1, 18, 8, 8) and not offset.any()
     torch.testing.assert_close(block.conv(x, offset), F.conv2d(x, block.conv.weight, padding=1))
+
+
+def test_realtime_settings_skip_the_costly_convs_and_fuse_by_projected_sums():
+    neck = tiny_neck(conv_type='separable', finest_conv=False, fuse='sum1x1').eval()
+    assert isinstance(neck.topdown_convs[0], torch.nn.Identity)
+    assert all(isinstance(c, DepthwiseSeparableConvModule) for c in neck.topdown_convs[1:])
+    assert not any(isinstance(m, DeformConv2d) for m in neck.modules())
+    feats = pyramid(b=1)
+    # 'sum1x1' == a 1x1 conv over the concatenated upsampled levels + coordinates (what it
+    # replaces the 3x3 of), because a 1x1 conv commutes with bilinear upsampling
+    outs, top = [None] * 4, None
+    for i in range(3, -1, -1):
+        x = neck.lateral_convs[i](feats[i])
+        if top is not None:
+            x = x + F.interpolate(top, size=x.shape[-2:], mode='bilinear', align_corners=False)
+        top = outs[i] = neck.topdown_convs[i](x)
+    cat = torch.cat([outs[0]] + [F.interpolate(o, size=(16, 16), mode='bilinear',
+                                               align_corners=False) for o in outs[1:]]
+                    + [coord_channels(outs[0])], dim=1)
+    weight = torch.cat([p.weight for p in neck.level_projs] + [neck.coord_proj.weight], dim=1)
+    fused = F.conv2d(cat, weight)
+    expected = neck.out_conv(neck.fuse_act(neck.fuse_norm(fused)))
+    torch.testing.assert_close(neck(feats), expected, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="fuse must be one of"):
+        tiny_neck(fuse='sum3x3')
+    with pytest.raises(ValueError, match="conv_type must be one of"):
+        tiny_neck(conv_type='dilated')
+
+
+def test_realtime_settings_cut_the_neck_flops_sixfold_at_r50_widths():
+    from seg.utils.profiling import gflops
+    r50 = [(256, 4), (512, 8), (1024, 16), (2048, 32)]
+    feats = [torch.randn(1, c, 576 // s, 1024 // s) for c, s in r50]
+    kw = dict(in_channels=[c for c, _ in r50], agg_dim=128, hidden_dim=256)
+    # the deformable kernel is not counted by the FLOP counter: compare without it
+    full_neck = YOSONeck(**kw, conv_type='plain').eval()
+    fast_neck = YOSONeck(**kw, conv_type='separable', fuse='sum1x1').eval()
+    with torch.no_grad():
+        full, fast = gflops(lambda: full_neck(feats)), gflops(lambda: fast_neck(feats))
+    assert fast < full / 6, (full, fast)
 
 
 def test_coordinate_channels():

@@ -108,7 +108,9 @@ CASES = {
                     'panoptic_head.memory_reader': 'reads the streaming memory: clips only'}),
     'RapSAM[fastsam2-video]': TinyCase(
         fastsam2_model_cfg(video=True), lambda m: run_loss(m, [packed_clip(), packed_clip()]),
-        no_grad_ok={'backbone.text': 'frozen text tower'}),
+        no_grad_ok={'backbone.text': 'frozen text tower',
+                    'panoptic_head.multimask_decoder': 'clips are prompted by masks: the multimask '
+                                                       'candidates train on single clicks'}),
     'RapSAM[distill]': TinyCase(
         distilled_model_cfg(), lambda m: run_loss(m, [packed_image(), packed_image(prompts=False)]),
         no_grad_ok={'backbone.text': 'frozen text tower',

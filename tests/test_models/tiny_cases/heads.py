@@ -28,6 +28,15 @@ def _run_head(head, t: int = 1, prompt_exits=()):
     return [(s.obj_cls, s.obj_mask, s.prm_cls, s.prm_mask, s.prm_iou) for s in steps]
 
 
+def _run_multimask_head(head):
+    head.set_class_embeddings(torch.randn(head.num_classes, TEXT))
+    feats = _feats(t=2)
+    tokens = head.prompt_encoder([_prompts(), None], [0, 1], feats, (32, 32), [None, None])
+    out = head(feats, tokens, prompt_exits=(1, ), multimask=True)
+    return [(s.obj_cls, s.obj_mask, s.prm_cls, s.prm_mask, s.prm_iou, s.prm_multi_mask,
+             s.prm_multi_iou) for s in out.steps + [out.exits[1]]]
+
+
 def _run_stage(stage):
     q = torch.randn(2, 5, C)
     valid = torch.tensor([[True] * 5, [True, True, False, False, False]])
@@ -69,6 +78,10 @@ CASES = {
     'RapSAMVideoHead[prompt_refiner]': TinyCase(
         dict(HEAD, prompt_refiner=dict(type='PromptMaskRefiner', hidden_channels=4)),
         lambda m: _run_head(m, t=2, prompt_exits=(1, ))),
+    'RapSAMVideoHead[multimask]': TinyCase(
+        dict(HEAD, multimask_decoder=dict(type='MultimaskDecoder')), _run_multimask_head),
+    'MultimaskDecoder': TinyCase(dict(type='MultimaskDecoder', feat_channels=C),
+                                 lambda m: m(torch.randn(3, C), torch.randn(3, C, 8, 8))),
     'PromptMaskRefiner': TinyCase(dict(type='PromptMaskRefiner', feat_channels=C, hidden_channels=4),
                                   _run_prompt_refiner),
     'QueryIoUHead': TinyCase(dict(type='QueryIoUHead', in_channels=C, hidden_channels=8),

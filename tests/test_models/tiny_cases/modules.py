@@ -29,6 +29,16 @@ def _stream(m) -> dict:
     return m.fetch(5)
 
 
+def _regional(m) -> torch.Tensor:
+    """Two frames of a 128x128 video: a full computation, then one around a small mask."""
+    encode = torch.nn.Conv2d(3, 4, 4, stride=4)
+    frame = torch.randn(1, 3, 128, 128)
+    feat, state = m(encode, frame, None, None)
+    masks = torch.full((1, 32, 32), -1.0)
+    masks[0, 10:14, 10:14] = 1.0
+    return m(encode, frame, state, masks)[0]
+
+
 def _fuse_prompts(m) -> torch.Tensor:
     return m(point_embed=torch.randn(3, 2, 16),
              point_valid=torch.tensor([[True, True], [True, False], [False, False]]),
@@ -72,6 +82,7 @@ CASES = {
         dict(type='LowRankMHSA', embed_dim=16, num_heads=2, rank=4, method='linformer',
              max_seq_len=32), _attend),
     'TaskRouter': TinyCase(dict(type='TaskRouter'), _route),
+    'RegionalFeatures': TinyCase(dict(type='RegionalFeatures', halo=8, align=8), _regional),
     'StreamingMemory': TinyCase(
         dict(type='StreamingMemory', long_capacity=2, short_capacity=2, key_frame_interval=2,
              text_sim_thr=-1.0), _stream),

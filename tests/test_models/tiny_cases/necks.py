@@ -15,6 +15,11 @@ CASES = {
         dict(type='YOSONeck', in_channels=[c for c, _ in LEVELS], agg_dim=16, hidden_dim=24,
              norm_cfg=dict(type='GN', num_groups=4)),
         lambda m: m(pyramid())),
+    'YOSONeck[realtime]': TinyCase(
+        dict(type='YOSONeck', in_channels=[c for c, _ in LEVELS], agg_dim=16, hidden_dim=24,
+             norm_cfg=dict(type='GN', num_groups=4), conv_type='separable',
+             fuse='sum1x1'),
+        lambda m: m(pyramid())),
     'MaskStateRefiner': TinyCase(
         dict(type='MaskStateRefiner', feat_channels=24, hidden_channels=8, num_layers=2),
         lambda m: m(torch.randn(2, 24, 16, 16), torch.randn(2, 3, 16, 16))),

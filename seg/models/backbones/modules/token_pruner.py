@@ -5,7 +5,7 @@ of them to a caller-supplied ``process`` function and scatters the results back 
 sequence; pruned tokens pass through unchanged, so dense outputs keep their shape.
 """
 import math
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -97,8 +97,9 @@ class TokenPruner(nn.Module):
 
     def num_kept(self, num_tokens: int) -> int:
         """Number of tokens processed out of ``num_tokens``: ``ceil(keep_ratio * N)``, at least 1."""
-        # round first so that e.g. 0.7 * 10 = 7.000000000000001 does not become 8
-        return max(1, math.ceil(round(self.keep_ratio * num_tokens, 6)))
+        # round first so that e.g. 0.7 * 10 = 7.000000000000001 does not become 8; int(): under
+        # ONNX tracing the size is a tensor (the exported encoder has a fixed input size)
+        return max(1, math.ceil(round(self.keep_ratio * int(num_tokens), 6)))
 
     def compute_scores(self, tokens: Tensor) -> Tensor:
         """Score every token: [B, N, C] -> [B, N], higher = more informative."""
@@ -120,6 +121,16 @@ class TokenPruner(nn.Module):
         """Forget the cached video scores (call at the start of every video)."""
         self._cached_scores = None
         self._cache_age = 0
+
+    @property
+    def video_cache(self) -> Tuple[Optional[Tensor], int]:
+        """The video mode's cached scores and their age: a video's per-frame state, which a caller
+        tracking several videos with one model saves after a frame and restores before its next."""
+        return self._cached_scores, self._cache_age
+
+    @video_cache.setter
+    def video_cache(self, cache: Tuple[Optional[Tensor], int]) -> None:
+        self._cached_scores, self._cache_age = cache
 
     def forward(self,
                 tokens: Tensor,
@@ -161,7 +172,8 @@ class TokenPruner(nn.Module):
         kept_scores = scores.gather(1, keep_idx)
         straight_through = (kept_scores - kept_scores.detach())[..., None]  # == 0, carries gradient
         processed = processed + straight_through * (processed - kept).detach()
-        return tokens.scatter(1, keep_idx[..., None].expand(-1, -1, c), processed)
+        # under autocast ``process`` may return a lower precision than the tokens it updates
+        return tokens.scatter(1, keep_idx[..., None].expand(-1, -1, c), processed.to(tokens.dtype))
 
     def _scores_for(self, tokens: Tensor, video: bool) -> Tensor:
         """Fresh scores, or the video cache when it is valid for these tokens."""
@@ -174,7 +186,8 @@ class TokenPruner(nn.Module):
             return cache
         scores = self.compute_scores(tokens)
         if video:
-            self._cached_scores = scores.detach()
+            # a copy: a CUDA-graph replay overwrites its outputs, the cache must outlive the frame
+            self._cached_scores = scores.detach().clone()
             self._cache_age = 1
         return scores
 

@@ -1,0 +1,508 @@
+"""SAM2-compatible image predictor: the image embedding is computed once, every prompt reuses it.
+
+    predictor = FastSAM2ImagePredictor.from_config('configs/fastsam2/model_fastsam2_tiny.py', ckpt)
+    predictor.set_image(rgb)                       # backbone + neck, once
+    masks, scores, logits = predictor.predict(point_coords=[[320, 200]], point_labels=[1])
+    masks, scores, _ = predictor.predict(point_coords=[[320, 200], [100, 80]], point_labels=[1, 0],
+                                         mask_input=logits[np.argmax(scores)][None],
+                                         multimask_output=False)   # prompt path only
+
+Processing size: the image is resized on the model's device so that its longer side is the model
+data preprocessor's ``resize_longest_side`` (``from_config`` sets it, default ``DEFAULT_IMAGE_SIZE``
+= 1024, as SAM2) and padded to its ``pad_size_divisor``; prompts are given in ORIGINAL image pixels
+and masks come back at the original resolution.
+"""
+import os.path as osp
+import warnings
+from typing import List, Optional, Sequence, Set, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmdet.structures import DetDataSample
+from mmengine.config import Config
+from mmengine.runner import load_checkpoint
+from mmengine.structures import InstanceData
+from PIL import Image
+
+import seg  # noqa: F401  (registration)
+from seg.models.detectors.rapsam import _image_region, _to_output_res
+from seg.registry import MODELS
+from seg.structures import scale_prompts
+
+ImageInput = Union[np.ndarray, Image.Image]
+ArrayLike = Union[np.ndarray, Sequence, torch.Tensor]
+# the documented processing size of every entry point built by ``from_config`` (SAM2's 1024)
+DEFAULT_IMAGE_SIZE = 1024
+# logit magnitude of a binary mask turned into a mask prompt (``mask_to_low_res``)
+MASK_LOGIT = 10.0
+
+
+class FastSAM2ImagePredictor:
+    """SAM2's ``SAM2ImagePredictor`` API for a RapSAM / FastSAM2 model.
+
+    ``set_image`` runs the backbone and neck once (``RapSAM.encode_image``); each ``predict``
+    then runs only the prompt path (``RapSAM.decode_prompts``: prompt encoder, prompt queries at
+    the TaskRouter's interactive depth, prompt refiner, IoU head). Objects are decoded
+    independently: prompting object B never changes object A's mask.
+
+    Channel order: SAM2 takes RGB images, and so does this predictor. The model's data
+    preprocessor expects the data loader's BGR order (it converts with ``bgr_to_rgb``), so the
+    image is handed to it as BGR; without ``bgr_to_rgb`` the model runs on BGR, as it was trained.
+
+    Args:
+        model: a built ``RapSAM`` (weights loaded); see ``from_config``.
+        mask_threshold: logit threshold of the binary masks (``return_logits=False``).
+    """
+
+    def __init__(self, model: torch.nn.Module, mask_threshold: float = 0.0) -> None:
+        self.model = model.eval()
+        self.mask_threshold = mask_threshold
+        self._warned_single = False
+        self.reset_predictor()
+
+    @classmethod
+    def from_config(cls, config: Union[str, Config], checkpoint: Optional[str] = None,
+                    device: str = 'cpu', image_size: Optional[int] = DEFAULT_IMAGE_SIZE,
+                    cfg_options: Optional[dict] = None, **kwargs) -> 'FastSAM2ImagePredictor':
+        """Build the config's model, load a LOCAL checkpoint (None keeps the random init, with a
+        loud warning) and set the longer side the preprocessor resizes to (None: as given).
+
+        ``cfg_options`` are merged into the config, e.g. ``{'model.test_cfg.object_mask_thr': 0.5}``.
+        """
+        return cls(build_model(config, checkpoint, device, image_size, cfg_options), **kwargs)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def is_image_set(self) -> bool:
+        return self._features is not None
+
+    def reset_predictor(self) -> None:
+        """Forget the image(s) and their embedding."""
+        self._features: Optional[torch.Tensor] = None  # [B, C, 1, h, w]
+        self._samples: List[DetDataSample] = []  # per image: img_shape, ori_shape, scale_factor
+        self._input_hw: Optional[Tuple[int, int]] = None  # padded network input
+        self._is_batch = False
+
+    def set_image(self, image: ImageInput) -> None:
+        """Compute the embedding of one RGB image (``np.ndarray`` uint8 ``[H, W, 3]`` or PIL)."""
+        self._set([image])
+        self._is_batch = False
+
+    def set_image_batch(self, images: Sequence[ImageInput]) -> None:
+        """Compute the embeddings of several RGB images in one backbone pass (padded to the
+        largest), for ``predict_batch``."""
+        if isinstance(images, (np.ndarray, Image.Image)) or not len(images):
+            raise ValueError('set_image_batch: give a non-empty list of images')
+        self._set(list(images))
+        self._is_batch = True
+
+    @torch.no_grad()
+    def preprocess(self, image: ImageInput, name: str = 'image'
+                   ) -> Tuple[torch.Tensor, DetDataSample]:
+        """One RGB image -> the normalised, resized, padded network input ``[1, 3, H', W']`` on
+        the model's device and its sample (``img_shape``, ``ori_shape``, ``scale_factor``)."""
+        rgb = _rgb_array(image, name)
+        # the preprocessor expects the loader's BGR order (see the class docstring)
+        bgr = torch.from_numpy(np.ascontiguousarray(rgb[..., ::-1].transpose(2, 0, 1)))
+        return self.model.preprocess_frame(bgr.to(self.device))
+
+    def _set(self, images: List[ImageInput]) -> None:
+        self.reset_predictor()
+        inputs, samples = [], []
+        with torch.no_grad():
+            for i, image in enumerate(images):
+                x, sample = self.preprocess(image, f'image {i}' if len(images) > 1 else 'image')
+                inputs.append(x)
+                samples.append(sample)
+            h = max(x.shape[-2] for x in inputs)
+            w = max(x.shape[-1] for x in inputs)
+            # pad like the preprocessor batches (zeros after normalisation, bottom / right)
+            batch = torch.cat([F.pad(x, (0, w - x.shape[-1], 0, h - x.shape[-2])) for x in inputs])
+            self._features = self.model.encode_image(batch)
+        self._samples, self._input_hw = samples, (h, w)
+
+    def get_image_embedding(self) -> torch.Tensor:
+        """The cached embedding ``[B, C, h, w]`` (neck feature at stride 4 of the padded input)."""
+        self._require_image()
+        return self._features[:, :, 0]
+
+    @property
+    def low_res_hw(self) -> Tuple[int, int]:
+        """Size ``(h, w)`` of ``low_res_logits`` and of ``mask_input`` (the mask grid over the
+        padded input)."""
+        self._require_image()
+        return tuple(self._features.shape[-2:])
+
+    def _require_image(self) -> None:
+        if self._features is None:
+            raise RuntimeError('FastSAM2ImagePredictor: call set_image(...) (or set_image_batch) '
+                               'before predicting')
+
+    # ------------------------------------------------------------------ prediction
+    def predict(self, point_coords: Optional[ArrayLike] = None,
+                point_labels: Optional[ArrayLike] = None, box: Optional[ArrayLike] = None,
+                mask_input: Optional[ArrayLike] = None,
+                text: Optional[Union[str, Sequence[str]]] = None, multimask_output: bool = True,
+                return_logits: bool = False, normalize_coords: bool = True
+                ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Masks of the image given by ``set_image``, SAM2's ``predict``.
+
+        Args:
+            point_coords: ``[N, 2]`` (x, y) clicks of one object, or ``[B, N, 2]`` for B objects;
+                original-image pixels (``normalize_coords=False``: already in 0..1 of the image).
+            point_labels: ``[N]`` / ``[B, N]``: 1 positive, 0 negative, -1 padding.
+            box: ``[4]`` or ``[B, 4]`` xyxy in original-image pixels (0..1 likewise).
+            mask_input: ``[1, h, w]`` or ``[B, 1, h, w]`` low-res logits of a previous
+                ``predict`` (``low_res_hw``); its positive cells become the mask prompt.
+            text: a text prompt per object (one string for B = 1).
+            multimask_output: 3 candidate masks per object with their predicted IoU (ambiguous
+                single clicks; pick ``np.argmax(scores)``), else 1 mask (the single-mask path).
+            return_logits: masks as logits instead of booleans.
+
+        Returns:
+            ``masks [B, C, H, W]``, ``scores [B, C]``, ``low_res_logits [B, C, h, w]``, numpy, the
+            leading B dimension dropped when B = 1 (as SAM2); C = 3 or 1.
+        """
+        self._require_image()
+        if self._is_batch:
+            raise RuntimeError('FastSAM2ImagePredictor.predict: several images were set with '
+                               'set_image_batch; use predict_batch')
+        prompts, types = self._prep_prompts(0, point_coords, point_labels, box, mask_input, text,
+                                            normalize_coords)
+        masks, scores, low = self._predict_images([prompts], multimask_output, return_logits,
+                                                  types)[0]
+        return _to_numpy(masks, scores, low)
+
+    def predict_batch(self, point_coords_batch: Optional[Sequence] = None,
+                      point_labels_batch: Optional[Sequence] = None,
+                      box_batch: Optional[Sequence] = None,
+                      mask_input_batch: Optional[Sequence] = None,
+                      text_batch: Optional[Sequence] = None, multimask_output: bool = True,
+                      return_logits: bool = False, normalize_coords: bool = True
+                      ) -> Tuple[List[np.ndarray], List[np.ndarray], List[np.ndarray]]:
+        """``predict`` for every image of ``set_image_batch`` (per image, its entry of each
+        ``*_batch`` list, None for a kind it lacks), all objects of all images decoded in one
+        forward. Returns per image lists of ``masks``, ``scores``, ``low_res_logits``."""
+        self._require_image()
+        n = len(self._samples)
+        given = dict(point_coords_batch=point_coords_batch, point_labels_batch=point_labels_batch,
+                     box_batch=box_batch, mask_input_batch=mask_input_batch, text_batch=text_batch)
+        for name, value in given.items():
+            if value is not None and len(value) != n:
+                raise ValueError(f'predict_batch: {name} has {len(value)} entries for {n} images')
+        prompts, types = [], set()
+        for i in range(n):
+            args = [None if v is None else v[i] for v in given.values()]
+            p, t = self._prep_prompts(i, *args, normalize_coords=normalize_coords)
+            prompts.append(p)
+            types |= t
+        results = self._predict_images(prompts, multimask_output, return_logits, types)
+        out = [_to_numpy(*r) for r in results]
+        return [o[0] for o in out], [o[1] for o in out], [o[2] for o in out]
+
+    def predict_torch(self, point_coords: Optional[torch.Tensor] = None,
+                      point_labels: Optional[torch.Tensor] = None,
+                      boxes: Optional[torch.Tensor] = None,
+                      mask_input: Optional[torch.Tensor] = None,
+                      texts: Optional[Sequence[str]] = None, multimask_output: bool = True,
+                      return_logits: bool = False, img_idx: int = 0
+                      ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The fast path on tensors, no validation and no host round trip of the prompts:
+        coordinates already in the network-input frame (``transform_coords``), ``point_coords
+        [B, N, 2]``, ``point_labels [B, N]``, ``boxes [B, 4]``, ``mask_input [B, 1, h, w]``
+        logits, ``texts`` B strings. Returns device tensors ``masks [B, C, H, W]``, ``scores
+        [B, C]``, ``low_res_logits [B, C, h, w]``."""
+        self._require_image()
+        prompts = [None] * len(self._samples)
+        prompts[img_idx], types = self._instances(img_idx, point_coords, point_labels, boxes,
+                                                  mask_input, texts)
+        return self._predict_images(prompts, multimask_output, return_logits, types)[img_idx]
+
+    def transform_coords(self, coords: ArrayLike, normalize: bool = False,
+                         img_idx: int = 0) -> torch.Tensor:
+        """Original-image coordinates ``[..., 2]`` (x, y) -> network-input pixels (``normalize``:
+        the coordinates are in 0..1 of the image instead)."""
+        self._require_image()
+        h, w = self._samples[img_idx].ori_shape[:2]
+        sx, sy = self._samples[img_idx].scale_factor
+        c = torch.as_tensor(np.asarray(coords, dtype=np.float32), device=self.device)
+        if normalize:
+            c = c * c.new_tensor([w, h])
+        return c * c.new_tensor([sx, sy])
+
+    def mask_to_low_res(self, mask: ArrayLike, img_idx: int = 0) -> np.ndarray:
+        """A binary mask ``[H, W]`` at the original image size -> ``mask_input`` logits
+        ``[1, h, w]`` (the mask grid over the padded input: cells at least half covered are
+        inside), for re-prompting with a mask from elsewhere."""
+        self._require_image()
+        sample = self._samples[img_idx]
+        m = torch.as_tensor(np.asarray(mask), device=self.device).float()
+        if tuple(m.shape) != tuple(sample.ori_shape[:2]):
+            raise ValueError(f'mask_to_low_res: mask must be [H, W] = {tuple(sample.ori_shape[:2])} '
+                             f'(the image size), got {tuple(m.shape)}')
+        full = _image_masks_to_input(m[None], sample, self._input_hw)
+        low = F.interpolate(full[:, None], size=self.low_res_hw, mode='area')[:, 0]
+        return (torch.where(low >= 0.5, MASK_LOGIT, -MASK_LOGIT)).cpu().numpy()
+
+    def predict_instances(self, prompts: InstanceData, img_idx: int = 0,
+                          multimask_output: bool = False) -> DetDataSample:
+        """Prompts built by ``seg.structures.build_prompts`` in ORIGINAL-image pixels (mask
+        prompts ``[N, H, W]`` at the image size) -> a ``DetDataSample`` as ``RapSAM.predict``
+        fills it: ``pred_instances`` (``mask_logits``, ``masks``, ``labels``, ``scores``,
+        ``instances_id`` 1..N, at the original size; the best candidate with
+        ``multimask_output``), the ``prompts`` in network-input pixels and the image metainfo
+        (for ``seg.apis.draw_prompt_result``)."""
+        self._require_image()
+        sample = self._samples[img_idx]
+        sx, sy = sample.scale_factor
+        scaled = scale_prompts(prompts, sx, sy).to(self.device)
+        if 'masks' in scaled:
+            m = scaled.masks
+            if tuple(m.shape[-2:]) != tuple(sample.ori_shape[:2]):
+                raise ValueError(f'mask prompts {tuple(m.shape)} must have the image size '
+                                 f'{tuple(sample.ori_shape[:2])}')
+            scaled.masks = _image_masks_to_input(m.float(), sample, self._input_hw)
+        batch = [None] * len(self._samples)
+        batch[img_idx] = scaled
+        with torch.no_grad():
+            final, _ = self.model.decode_prompts(self._select(batch), self._only(batch),
+                                                 self._input_hw, multimask_output)
+            low, scores = self._outputs(final, multimask_output)
+            best = scores.argmax(1)
+            rows = torch.arange(len(low), device=low.device)
+            logits = _to_output_res(low[rows, best], sample, self._input_hw, rescale=True)
+        result = DetDataSample(metainfo=sample.metainfo)
+        result.prompts = scaled
+        result.pred_instances = InstanceData(
+            mask_logits=logits, masks=logits > self.mask_threshold,
+            labels=final.prm_cls[:, :-1].argmax(-1), scores=scores[rows, best],
+            instances_id=torch.arange(1, len(low) + 1, device=low.device))
+        return result
+
+    # ------------------------------------------------------------------ internals
+    def _select(self, prompts: List[Optional[InstanceData]]) -> torch.Tensor:
+        """The embeddings of the images that have prompts."""
+        idx = [i for i, p in enumerate(prompts) if p is not None]
+        if len(idx) == len(prompts):
+            return self._features
+        return self._features[idx]
+
+    @staticmethod
+    def _only(prompts: List[Optional[InstanceData]]) -> List[InstanceData]:
+        return [p for p in prompts if p is not None]
+
+    def _outputs(self, final, multimask: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Low-res logits ``[N, C, h, w]`` and scores ``[N, C]`` of a decode."""
+        if multimask and final.prm_multi_mask is not None:
+            return final.prm_multi_mask, final.prm_multi_iou
+        if multimask and not self._warned_single:
+            warnings.warn('FastSAM2ImagePredictor: the model has no multimask_decoder; '
+                          'multimask_output=True returns the single mask')
+            self._warned_single = True
+        scores = (final.prm_iou if final.prm_iou is not None
+                  else final.prm_cls[:, :-1].softmax(-1).max(-1).values)
+        return final.prm_mask[:, :1], scores[:, None]
+
+    def _predict_images(self, prompts: List[Optional[InstanceData]], multimask: bool,
+                        return_logits: bool, types: Set[str]
+                        ) -> List[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """One decode of every image's prompts -> per prompted image (masks, scores, low-res)."""
+        with torch.no_grad():
+            final, _ = self.model.decode_prompts(self._select(prompts), self._only(prompts),
+                                                 self._input_hw, multimask, types)
+            low, scores = self._outputs(final, multimask)
+            counts = [len(p) for p in prompts if p is not None]
+            results = []
+            images = [i for i, p in enumerate(prompts) if p is not None]
+            for i, lo, sc in zip(images, low.split(counts), scores.split(counts)):
+                n, c = lo.shape[:2]
+                up = _to_output_res(lo.flatten(0, 1), self._samples[i], self._input_hw, True)
+                up = up.view(n, c, *up.shape[-2:])
+                results.append((up if return_logits else up > self.mask_threshold, sc, lo))
+        if len(images) == len(prompts):
+            return results
+        out = [None] * len(prompts)
+        for i, r in zip(images, results):
+            out[i] = r
+        return out
+
+    def _prep_prompts(self, img_idx: int, point_coords, point_labels, box, mask_input, text,
+                      normalize_coords: bool) -> Tuple[InstanceData, Set[str]]:
+        """Validate SAM2-style prompts (numpy / lists / tensors) of one image and move them to
+        the network-input frame."""
+        where = f'image {img_idx}' if len(self._samples) > 1 else 'the image'
+        h, w = self._samples[img_idx].ori_shape[:2]
+        limit = np.array([1.0, 1.0] if not normalize_coords else [w, h], dtype=np.float32)
+        unit = 'normalised 0..1' if not normalize_coords else f'pixels (width {w}, height {h})'
+        sizes = {}
+        pts = labels = boxes = masks = None
+        if point_coords is not None:
+            pts = _float_array(point_coords, 'point_coords')
+            if pts.ndim == 2:
+                pts = pts[None]
+            if pts.ndim != 3 or pts.shape[-1] != 2:
+                raise ValueError(f'point_coords must be [N, 2] or [B, N, 2], got '
+                                 f'{tuple(np.shape(point_coords))}')
+            if point_labels is None:
+                raise ValueError('point_coords given without point_labels')
+            labels = _numpy(point_labels)
+            labels = labels[None] if labels.ndim == 1 else labels
+            if labels.shape != pts.shape[:2]:
+                raise ValueError(f'point_labels must have one label per point '
+                                 f'{tuple(pts.shape[:2])}, got {tuple(np.shape(point_labels))}')
+            if not np.isin(labels, (-1, 0, 1)).all():
+                raise ValueError(f'point_labels must be 1 (positive), 0 (negative) or -1 '
+                                 f'(padding), got {sorted(set(labels.flatten().tolist()))}')
+            real = labels >= 0
+            bad = real & ((pts < 0) | (pts > limit)).any(-1)
+            if bad.any():
+                raise ValueError(f'point_coords {pts[bad].tolist()} lie outside {where}: '
+                                 f'coordinates are {unit}')
+            sizes['point_coords'] = len(pts)
+        elif point_labels is not None:
+            raise ValueError('point_labels given without point_coords')
+        if box is not None:
+            boxes = _float_array(box, 'box')
+            boxes = boxes[None] if boxes.ndim == 1 else boxes
+            if boxes.ndim != 2 or boxes.shape[1] != 4:
+                raise ValueError(f'box must be [4] or [B, 4] xyxy, got {tuple(np.shape(box))}')
+            if ((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])).any():
+                raise ValueError(f'box must be xyxy with x2 >= x1 and y2 >= y1, got {boxes.tolist()}')
+            if ((boxes < 0) | (boxes > np.tile(limit, 2))).any():
+                raise ValueError(f'box {boxes.tolist()} lies outside {where}: coordinates are {unit}')
+            sizes['box'] = len(boxes)
+        if mask_input is not None:
+            masks = _float_array(mask_input, 'mask_input')
+            masks = masks[None] if masks.ndim == 3 else masks
+            grid = self.low_res_hw
+            if masks.ndim != 4 or masks.shape[1] != 1 or tuple(masks.shape[-2:]) != grid:
+                raise ValueError(f'mask_input must be low-res logits [1, {grid[0]}, {grid[1]}] or '
+                                 f'[B, 1, {grid[0]}, {grid[1]}] (the low_res_logits of a previous '
+                                 f'predict on this image), got {tuple(np.shape(mask_input))}')
+            sizes['mask_input'] = len(masks)
+        texts = None
+        if text is not None:
+            texts = [text] if isinstance(text, str) else [str(t) for t in text]
+            sizes['text'] = len(texts)
+        if not sizes:
+            raise ValueError('predict needs at least one of point_coords, box, mask_input, text')
+        if len(set(sizes.values())) != 1:
+            raise ValueError(f'the prompts disagree on the number of objects B: {sizes}')
+        to_input = lambda a: self.transform_coords(a, not normalize_coords, img_idx)  # noqa: E731
+        prompts, types = self._instances(
+            img_idx, None if pts is None else to_input(pts), labels,
+            None if boxes is None else to_input(boxes.reshape(-1, 2, 2)).reshape(-1, 4),
+            masks, texts)
+        if pts is not None and not (labels >= 0).any():
+            types.discard('point')
+        return prompts, types
+
+    def _instances(self, img_idx: int, points, labels, boxes, masks, texts
+                   ) -> Tuple[InstanceData, Set[str]]:
+        """The model's prompt fields (network-input frame) from per-object tensors / arrays, and
+        the prompt types present, read from which kinds are given (no device sync)."""
+        device = self.device
+        n = next(len(x) for x in (points, boxes, masks, texts) if x is not None)
+        out, types = InstanceData(), set()
+        if points is not None:
+            out.points = torch.as_tensor(points, dtype=torch.float32, device=device)
+            out.point_labels = torch.as_tensor(labels, dtype=torch.long, device=device)
+            types.add('point')
+        else:
+            out.points = torch.zeros(n, 0, 2, device=device)
+            out.point_labels = torch.zeros(n, 0, dtype=torch.long, device=device)
+        if boxes is not None:
+            out.bboxes = torch.as_tensor(boxes, dtype=torch.float32, device=device)
+            out.box_valid = torch.ones(n, dtype=torch.bool, device=device)
+            types.add('box')
+        else:
+            out.bboxes = torch.zeros(n, 4, device=device)
+            out.box_valid = torch.zeros(n, dtype=torch.bool, device=device)
+        if masks is not None:
+            # low-res logits -> the binary mask prompt on the mask grid (the encoder's resolution);
+            # the padding of the input is never part of it
+            inside = _image_region(self._samples[img_idx], self._input_hw, self.low_res_hw, device)
+            out.masks = ((torch.as_tensor(masks, device=device)[:, 0] > 0) & inside).float()
+            types.add('mask')
+        if texts is not None:
+            out.texts = list(texts)
+            if any(texts):
+                types.add('text')
+        return out, types
+
+
+def build_model(config: Union[str, Config], checkpoint: Optional[str] = None, device: str = 'cpu',
+                image_size: Optional[int] = DEFAULT_IMAGE_SIZE,
+                cfg_options: Optional[dict] = None) -> torch.nn.Module:
+    """The config's model with a LOCAL checkpoint (None: random init and a loud warning) and the
+    preprocessor's processing size ``image_size`` (longer side; None: as given), in eval mode."""
+    if isinstance(config, str):
+        if not osp.isfile(config):
+            raise FileNotFoundError(f'config file not found: {config}')
+        config = Config.fromfile(config)
+    if cfg_options:
+        config.merge_from_dict(cfg_options)
+    model_cfg = config.model
+    model_cfg.data_preprocessor.resize_longest_side = image_size
+    if checkpoint is not None and not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
+    model = MODELS.build(model_cfg)
+    if checkpoint is None:
+        warnings.warn('FastSAM2: no checkpoint given, the model has RANDOM weights (its masks '
+                      'are meaningless); pass checkpoint=PATH of a trained model')
+    else:
+        load_checkpoint(model, checkpoint, map_location='cpu')
+    # the class-name text embeddings now (from the disk cache after the first time), not on the
+    # first call; a checkpoint carrying them keeps them
+    model._ensure_class_embeds()
+    return model.to(device).eval()
+
+
+def _rgb_array(image: ImageInput, name: str) -> np.ndarray:
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert('RGB'))
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f'{name} must be an RGB np.ndarray [H, W, 3] uint8 or a PIL image, got '
+                        f'{type(image).__name__}')
+    if image.dtype != np.uint8:
+        raise ValueError(f'{name} must be uint8 (0..255), got dtype {image.dtype}')
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f'{name} must be RGB [H, W, 3], got shape {image.shape}')
+    return image
+
+
+def _numpy(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def _float_array(x, name: str) -> np.ndarray:
+    a = _numpy(x)
+    if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+        raise ValueError(f'{name} must be numeric, got dtype {a.dtype}')
+    a = a.astype(np.float32)
+    if not np.isfinite(a).all():
+        raise ValueError(f'{name} has non-finite values')
+    return a
+
+
+def _image_masks_to_input(masks: torch.Tensor, sample: DetDataSample,
+                          input_hw: Tuple[int, int]) -> torch.Tensor:
+    """Masks ``[N, H, W]`` at the original size -> the padded network input ``[N, H', W']``."""
+    h, w = sample.img_shape[:2]
+    m = F.interpolate(masks[:, None].float(), size=(h, w), mode='bilinear', align_corners=False)
+    return F.pad(m[:, 0], (0, input_hw[1] - w, 0, input_hw[0] - h))
+
+
+def _to_numpy(masks: torch.Tensor, scores: torch.Tensor, low: torch.Tensor
+              ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """SAM2's output convention: numpy, the object dimension dropped when there is one object."""
+    out = []
+    for t in (masks, scores, low):
+        t = t.float() if t.dtype != torch.bool else t
+        out.append(t.squeeze(0).cpu().numpy() if t.shape[0] == 1 else t.cpu().numpy())
+    return tuple(out)

@@ -1,0 +1,492 @@
+"""SAM2-style video predictor for FastSAM2: prompts on any frame, propagation both ways, streaming.
+
+Usage, as with SAM2's ``SAM2VideoPredictor``::
+
+    predictor = FastSAM2VideoPredictor.from_config('configs/fastsam2/model_fastsam2_r50.py', ckpt)
+    state = predictor.init_state('video.mp4')            # or a frame folder, a list, an iterator
+    predictor.add_new_points_or_box(state, frame_idx=0, obj_id=1, points=[[210, 350]], labels=[1])
+    for frame_idx, obj_ids, mask_logits in predictor.propagate_in_video(state):
+        masks = mask_logits > 0                           # [K, 1, H, W] at the video's resolution
+
+The video's state (prompts per (frame, object), the frame source) lives in the ``VideoState``
+the caller holds; the model holds none, so one model serves several videos at once. Frames are
+decoded as propagation reaches them and only a few processed frames are cached (``video_io``).
+
+Propagation runs a fresh ``StreamingTracker`` from the start frame in the requested direction:
+each frame decodes every tracked object as a query of ONE head forward, and the prompts stored for
+a frame are fed when propagation reaches it (new objects join, prompted ones restart from their
+prompt). Objects whose prompts all lie behind the start frame are first seeded from their nearest
+prompted frame. Objects not tracked on a frame (not yet prompted in the direction of travel, or
+removed) get ``NO_OBJ_SCORE`` logits, as in SAM2.
+
+Streaming (a camera): ``start_stream`` then ``track(state, frame)`` per frame; prompts go on the
+current frame (``state.frame_idx``) between frames and take effect at once. Only the current
+frame and the bounded memory are held.
+"""
+import dataclasses
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmdet.structures import DetDataSample
+from mmengine.config import Config
+from mmengine.structures import InstanceData
+
+from seg.models.data_preprocessor.prompt_utils import pad_prompt_masks
+from seg.models.detectors.streaming_tracker import StreamingTracker
+from seg.structures import build_prompts
+from .image_predictor import DEFAULT_IMAGE_SIZE, build_model
+from .video_io import VideoInput, VideoSource, check_rgb_frame, open_video
+
+NO_OBJ_SCORE = -1024.0  # SAM2's mask logit for "the object has no mask on this frame"
+ArrayLike = Union[np.ndarray, torch.Tensor, Sequence]
+
+
+@dataclasses.dataclass
+class ProcessedFrame:
+    """A frame through the model's data preprocessor: ``inputs [1, 3, H', W']`` and the sample's
+    metainfo (``ori_shape``, ``img_shape``, ``scale_factor``, ``batch_input_shape``)."""
+    inputs: torch.Tensor
+    metainfo: dict
+
+
+@dataclasses.dataclass
+class ObjectPrompt:
+    """The prompts of one object on one frame, in original video pixels."""
+    points: torch.Tensor  # float [P, 2] (x, y)
+    labels: torch.Tensor  # long [P], 1 positive / 0 negative
+    box: Optional[torch.Tensor] = None  # float [4] xyxy
+    mask: Optional[torch.Tensor] = None  # float [H, W], 1 inside
+    text: str = ''
+
+
+@dataclasses.dataclass
+class VideoState:
+    """Everything the predictor knows about one video; pass it to every call.
+
+    Attributes:
+        source: the frame source (None in streaming mode).
+        video_height / video_width: the frame size (a stream's is set by its first frame).
+        offload_to_cpu: processed frames are cached on the CPU, moved to the device when used.
+        streaming: made by ``start_stream``.
+        obj_ids: the objects, in the order they were first prompted.
+        prompts: frame index -> object id -> its prompts on that frame (a stream keeps only the
+            current frame's).
+        tracker / frame_idx / step / current / current_masks: streaming only: the tracker, the
+            current frame's index, tracker step, processed frame and per-object mask logits.
+    """
+    source: Optional[VideoSource]
+    video_height: Optional[int]
+    video_width: Optional[int]
+    offload_to_cpu: bool = False
+    streaming: bool = False
+    obj_ids: List[int] = dataclasses.field(default_factory=list)
+    prompts: Dict[int, Dict[int, ObjectPrompt]] = dataclasses.field(default_factory=dict)
+    tracker: Optional[StreamingTracker] = None
+    frame_idx: int = -1
+    step: int = -1
+    current: Optional[ProcessedFrame] = None
+    current_masks: Dict[int, torch.Tensor] = dataclasses.field(default_factory=dict)
+
+    @property
+    def num_frames(self) -> Optional[int]:
+        """Frames of the video (None for an iterator that has not ended; a stream: frames seen)."""
+        if self.streaming:
+            return self.frame_idx + 1
+        return self.source.num_frames
+
+
+class FastSAM2VideoPredictor:
+    """Promptable video segmentation with a FastSAM2 model (SAM2's video predictor API).
+
+    Args:
+        model: a built ``RapSAM`` with a streaming memory (``memory=``), weights loaded.
+        cache_size: processed frames each video keeps (``init_state`` may override it).
+    """
+
+    def __init__(self, model: torch.nn.Module, cache_size: int = 4) -> None:
+        if not hasattr(model, 'track_step'):
+            raise TypeError(f'FastSAM2VideoPredictor needs a RapSAM model, got {type(model).__name__}')
+        if model.memory_cfg is None:
+            raise ValueError("FastSAM2VideoPredictor: the model has no memory=dict(type='StreamingMemory', "
+                             '...); use a FastSAM2 config (e.g. configs/fastsam2/model_fastsam2_tiny.py)')
+        self.model = model.eval()
+        self.cache_size = cache_size
+
+    @classmethod
+    def from_config(cls, config: Union[str, Config], checkpoint: Optional[str] = None,
+                    device: str = 'cpu', image_size: Optional[int] = DEFAULT_IMAGE_SIZE,
+                    cfg_options: Optional[dict] = None) -> 'FastSAM2VideoPredictor':
+        """Build the config's model (``image_predictor.build_model``: a LOCAL checkpoint, None
+        keeps the random init with a warning; ``image_size``: the longer side frames are resized
+        to on the device, None: as given; ``cfg_options`` merged into the config)."""
+        return cls(build_model(config, checkpoint, device, image_size, cfg_options))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # ------------------------------------------------------------------ states
+    @torch.no_grad()
+    def init_state(self, video: VideoInput, offload_to_cpu: bool = False,
+                   cache_size: Optional[int] = None) -> VideoState:
+        """A new state for ``video``: a folder of JPEG / PNG frames, an mp4 / avi / webm file, a
+        list of RGB ``uint8 [H, W, 3]`` frames, an iterator of them (forward propagation only) or
+        a ``VideoSource``. Only the first frame is decoded now."""
+        source = open_video(video, cache_size=cache_size or self.cache_size)
+        source.transform = lambda frame: self._process(frame, offload_to_cpu)
+        source[0]  # the frame size, and frame 0 is usually the first one prompted
+        h, w = source.frame_size
+        return VideoState(source=source, video_height=h, video_width=w, offload_to_cpu=offload_to_cpu)
+
+    def start_stream(self, offload_to_cpu: bool = False) -> VideoState:
+        """A new streaming state: feed frames with ``track``; prompt the current one between."""
+        return VideoState(source=None, video_height=None, video_width=None,
+                          offload_to_cpu=offload_to_cpu, streaming=True,
+                          tracker=self.model.new_tracker())
+
+    def reset_state(self, state: VideoState) -> None:
+        """Forget every prompt and object (the frames stay cached; a stream keeps its position)."""
+        state.obj_ids.clear()
+        state.prompts.clear()
+        state.current_masks.clear()
+        if state.streaming:
+            state.tracker = self.model.new_tracker()
+
+    # ------------------------------------------------------------------ prompts
+    @torch.no_grad()
+    def add_new_points_or_box(self, state: VideoState, frame_idx: int, obj_id: int,
+                              points: Optional[ArrayLike] = None, labels: Optional[ArrayLike] = None,
+                              box: Optional[ArrayLike] = None, clear_old_points: bool = True,
+                              normalize_coords: bool = True
+                              ) -> Tuple[int, List[int], torch.Tensor]:
+        """Clicks (``points [P, 2]`` x, y with ``labels [P]``: 1 positive, 0 negative) and / or a
+        ``box`` (x1, y1, x2, y2) for object ``obj_id`` on ``frame_idx``, in video pixels
+        (``normalize_coords=False``: already divided by the width / height, as in SAM2).
+
+        ``clear_old_points`` replaces the object's prompts on that frame (its text stays), else
+        the clicks are added to them. Returns ``(frame_idx, obj_ids, mask_logits [K, 1, H, W])``:
+        the frame decoded with its prompted objects; the others get ``NO_OBJ_SCORE``.
+        """
+        self._check_obj_id(obj_id)
+        self._check_frame(state, frame_idx)
+        if points is None and box is None:
+            raise ValueError('add_new_points_or_box: give points (with labels) or a box')
+        pts, labs = self._check_points(state, points, labels, normalize_coords)
+        bx = self._check_box(state, box, normalize_coords)
+        old = state.prompts.get(frame_idx, {}).get(obj_id)
+        if clear_old_points or old is None:
+            new = ObjectPrompt(pts, labs, bx, None, old.text if old is not None else '')
+        else:
+            new = dataclasses.replace(old, points=torch.cat([old.points, pts]),
+                                      labels=torch.cat([old.labels, labs]),
+                                      box=bx if bx is not None else old.box)
+        return self._set_prompt(state, frame_idx, obj_id, new)
+
+    @torch.no_grad()
+    def add_new_mask(self, state: VideoState, frame_idx: int, obj_id: int, mask: ArrayLike
+                     ) -> Tuple[int, List[int], torch.Tensor]:
+        """A mask prompt ``[H, W]`` (the video's size; > 0.5 is inside) for ``obj_id`` on
+        ``frame_idx``; it replaces the object's clicks and box there. Returns as
+        ``add_new_points_or_box``."""
+        self._check_obj_id(obj_id)
+        self._check_frame(state, frame_idx)
+        m = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask)
+        size = (state.video_height, state.video_width)
+        if m.dim() != 2 or tuple(m.shape) != size:
+            raise ValueError(f'add_new_mask: mask must be [H, W] = {list(size)} (the video size), '
+                             f'got {list(m.shape)}')
+        m = (m.float() > 0.5).float()
+        if not m.any():
+            raise ValueError(f'add_new_mask: the mask of object {obj_id} on frame {frame_idx} is '
+                             'empty; use remove_object or clear_all_prompts_in_frame instead')
+        old = state.prompts.get(frame_idx, {}).get(obj_id)
+        new = ObjectPrompt(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long), None, m,
+                           old.text if old is not None else '')
+        return self._set_prompt(state, frame_idx, obj_id, new)
+
+    @torch.no_grad()
+    def add_text_prompt(self, state: VideoState, frame_idx: int, obj_id: int, text: str
+                        ) -> Tuple[int, List[int], torch.Tensor]:
+        """A text prompt (e.g. ``'the red car'``) for ``obj_id`` on ``frame_idx``, alone or with
+        the object's clicks / box / mask there; it also guards the object's memory against drift.
+        Returns as ``add_new_points_or_box``."""
+        self._check_obj_id(obj_id)
+        self._check_frame(state, frame_idx)
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f'add_text_prompt: text must be a non-empty str, got {text!r}')
+        old = state.prompts.get(frame_idx, {}).get(obj_id)
+        new = (dataclasses.replace(old, text=text) if old is not None else
+               ObjectPrompt(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long), text=text))
+        return self._set_prompt(state, frame_idx, obj_id, new)
+
+    def remove_object(self, state: VideoState, obj_id: int) -> List[int]:
+        """Forget an object and all its prompts; returns the remaining object ids. Allowed at any
+        time, also while ``propagate_in_video`` runs (it stops yielding the object)."""
+        self._check_known(state, obj_id)
+        state.obj_ids.remove(obj_id)
+        for frame_idx in list(state.prompts):
+            state.prompts[frame_idx].pop(obj_id, None)
+            if not state.prompts[frame_idx]:
+                del state.prompts[frame_idx]
+        state.current_masks.pop(obj_id, None)
+        if state.streaming and obj_id in state.tracker.object_ids:
+            state.tracker.remove_object(obj_id)
+        return list(state.obj_ids)
+
+    def clear_all_prompts_in_frame(self, state: VideoState, frame_idx: int, obj_id: int) -> None:
+        """Drop ``obj_id``'s prompts on ``frame_idx``; an object left without prompts is removed.
+        A stream has already fed its prompts to the tracker: use ``remove_object`` there."""
+        if state.streaming:
+            raise ValueError('clear_all_prompts_in_frame: a stream has already consumed its prompts; '
+                             'use remove_object, or re-prompt the object')
+        self._check_frame(state, frame_idx)
+        self._check_known(state, obj_id)
+        frame = state.prompts.get(frame_idx, {})
+        frame.pop(obj_id, None)
+        if not frame:
+            state.prompts.pop(frame_idx, None)
+        if not any(obj_id in p for p in state.prompts.values()):
+            state.obj_ids.remove(obj_id)
+
+    # ------------------------------------------------------------------ propagation
+    @torch.no_grad()
+    def propagate_in_video(self, state: VideoState, start_frame_idx: Optional[int] = None,
+                           max_frame_num_to_track: Optional[int] = None, reverse: bool = False
+                           ) -> Iterator[Tuple[int, List[int], torch.Tensor]]:
+        """Yield ``(frame_idx, obj_ids, mask_logits [K, 1, H, W])`` frame by frame from
+        ``start_frame_idx`` (default: the first prompted frame, the last one when ``reverse``)
+        over ``max_frame_num_to_track`` more frames (default: to the end of the video).
+
+        Prompts added or objects removed while iterating take effect on the frames not reached
+        yet. Each run starts from the stored prompts alone (a fresh memory).
+        """
+        if state.streaming:
+            raise ValueError('propagate_in_video: a stream is tracked frame by frame with track()')
+        if not state.prompts:
+            raise ValueError('propagate_in_video: no prompts yet; add points, a box, a mask or a '
+                             'text on some frame first')
+        if max_frame_num_to_track is not None and max_frame_num_to_track < 0:
+            raise ValueError(f'max_frame_num_to_track must be >= 0, got {max_frame_num_to_track}')
+        if reverse and not state.source.random_access:
+            raise ValueError(f'propagate_in_video: {state.source.name} is read forwards only; '
+                             'reverse propagation needs a file, a folder or a frame list')
+        prompted = sorted(state.prompts)
+        start = (prompted[-1] if reverse else prompted[0]) if start_frame_idx is None else start_frame_idx
+        self._check_frame(state, start)
+        if reverse:
+            stop = 0 if max_frame_num_to_track is None else max(start - max_frame_num_to_track, 0)
+            frames = iter(range(start, stop - 1, -1))
+        else:
+            stop = None if max_frame_num_to_track is None else start + max_frame_num_to_track
+            frames = _forward_frames(state.source, start, stop)
+
+        tracker = self.model.new_tracker()
+        step = 0
+        for frame_idx, objs in self._seeds(state, start, reverse):
+            self._decode(state, tracker, frame_idx, step, objs)
+            step += 1
+        for frame_idx in frames:
+            for gone in [o for o in tracker.object_ids if o not in state.obj_ids]:
+                tracker.remove_object(gone)
+            objs = list(state.prompts.get(frame_idx, {}))
+            outputs = self._decode(state, tracker, frame_idx, step, objs)
+            step += 1
+            yield (frame_idx, *self._assemble(state, outputs))
+
+    @staticmethod
+    def _seeds(state: VideoState, start: int, reverse: bool) -> List[Tuple[int, List[int]]]:
+        """The frames to feed before propagating from ``start``: for each object without a prompt
+        on ``start`` but with prompts behind it (in the direction of travel), its nearest one."""
+        seeds: Dict[int, List[int]] = {}
+        for obj in state.obj_ids:
+            if obj in state.prompts.get(start, {}):
+                continue
+            behind = [f for f, p in state.prompts.items()
+                      if obj in p and (f > start if reverse else f < start)]
+            if behind:
+                seeds.setdefault(min(behind) if reverse else max(behind), []).append(obj)
+        return sorted(seeds.items(), reverse=reverse)
+
+    # ------------------------------------------------------------------ streaming
+    @torch.no_grad()
+    def track(self, state: VideoState, frame: np.ndarray) -> Tuple[List[int], torch.Tensor]:
+        """The next frame (RGB ``uint8 [H, W, 3]``) of a stream -> ``(obj_ids, mask_logits
+        [K, 1, H, W])``. Constant memory: the state holds this frame and the bounded memory."""
+        if not state.streaming:
+            raise ValueError('track: the state is not a stream; make one with start_stream()')
+        frame = check_rgb_frame(frame, f'stream frame {state.frame_idx + 1}')
+        if state.video_height is None:
+            state.video_height, state.video_width = frame.shape[:2]
+        elif frame.shape[:2] != (state.video_height, state.video_width):
+            raise ValueError(f'track: frame {state.frame_idx + 1} is {frame.shape[:2]} but the stream '
+                             f'is {(state.video_height, state.video_width)}')
+        state.current = self._process(frame, state.offload_to_cpu)
+        state.frame_idx += 1
+        state.step += 1
+        state.prompts.clear()  # prompts belong to their frame
+        inputs, sample = self._frame(state, state.frame_idx)
+        res = self.model.track_step(state.tracker, inputs, sample, state.step)
+        state.current_masks = _by_object(res)
+        return self._assemble(state, state.current_masks)
+
+    # ------------------------------------------------------------------ internals
+    def _process(self, frame: np.ndarray, offload_to_cpu: bool) -> ProcessedFrame:
+        """An RGB frame -> the model's input (its data preprocessor expects the loader's BGR)."""
+        chw = torch.from_numpy(np.ascontiguousarray(frame[..., ::-1].transpose(2, 0, 1)))
+        inputs, sample = self.model.preprocess_frame(chw)
+        return ProcessedFrame(inputs.cpu() if offload_to_cpu else inputs, dict(sample.metainfo))
+
+    def _frame(self, state: VideoState, frame_idx: int) -> Tuple[torch.Tensor, DetDataSample]:
+        pf = state.current if state.streaming else state.source[frame_idx]
+        return pf.inputs.to(self.device), DetDataSample(metainfo=dict(pf.metainfo))
+
+    def _set_prompt(self, state: VideoState, frame_idx: int, obj_id: int, prompt: ObjectPrompt
+                    ) -> Tuple[int, List[int], torch.Tensor]:
+        """Store a prompt and decode its frame: offline, every object prompted there in one
+        forward (a throwaway tracker); streaming, the object re-prompts the current frame."""
+        state.prompts.setdefault(frame_idx, {})[obj_id] = prompt
+        if obj_id not in state.obj_ids:
+            state.obj_ids.append(obj_id)
+        if state.streaming:
+            out = self._decode(state, state.tracker, frame_idx, state.step, [obj_id],
+                               track_others=False)
+            state.current_masks.update(out)
+            return (frame_idx, *self._assemble(state, state.current_masks))
+        out = self._decode(state, self.model.new_tracker(), frame_idx, 0, list(state.prompts[frame_idx]))
+        return (frame_idx, *self._assemble(state, out))
+
+    def _decode(self, state: VideoState, tracker: StreamingTracker, frame_idx: int, step: int,
+                objs: List[int], track_others: bool = True) -> Dict[int, torch.Tensor]:
+        """One ``track_step`` on a frame with the prompts of ``objs`` there -> per-object logits."""
+        inputs, sample = self._frame(state, frame_idx)
+        if objs:
+            sample.prompts = self._frame_prompts(state, frame_idx, objs, sample)
+        return _by_object(self.model.track_step(tracker, inputs, sample, step,
+                                                track_others=track_others))
+
+    def _frame_prompts(self, state: VideoState, frame_idx: int, objs: List[int],
+                       sample: DetDataSample) -> InstanceData:
+        """The stored prompts of ``objs`` on a frame, scaled to the processed frame."""
+        sx, sy = sample.scale_factor
+        records = [state.prompts[frame_idx][o] for o in objs]
+        scale = torch.tensor([sx, sy])
+        boxes = torch.stack([r.box * scale.repeat(2) if r.box is not None else torch.zeros(4)
+                             for r in records])
+        masks = None
+        if any(r.mask is not None for r in records):
+            img_hw = tuple(sample.img_shape[:2])
+            masks = torch.stack([
+                F.interpolate(r.mask[None, None], size=img_hw, mode='bilinear', align_corners=False)[0, 0]
+                if r.mask is not None else torch.zeros(img_hw) for r in records])
+        texts = [r.text for r in records] if any(r.text for r in records) else None
+        prompts = build_prompts(points=[r.points * scale for r in records],
+                                point_labels=[r.labels for r in records], bboxes=boxes,
+                                box_valid=[r.box is not None for r in records], masks=masks,
+                                texts=texts)
+        prompts.obj_ids = torch.tensor(objs, dtype=torch.long)
+        sample.prompts = prompts
+        pad_prompt_masks([sample], sample.batch_input_shape)
+        return sample.prompts.to(self.device)
+
+    def _assemble(self, state: VideoState, outputs: Dict[int, torch.Tensor]
+                  ) -> Tuple[List[int], torch.Tensor]:
+        """Per-object logits -> ``(obj_ids, [K, 1, H, W])`` in ``state.obj_ids`` order."""
+        obj_ids = list(state.obj_ids)
+        masks = torch.full((len(obj_ids), 1, state.video_height, state.video_width), NO_OBJ_SCORE,
+                           device=self.device)
+        for k, obj in enumerate(obj_ids):
+            if obj in outputs:
+                masks[k] = outputs[obj]
+        return obj_ids, masks
+
+    # ------------------------------------------------------------------ checks
+    @staticmethod
+    def _check_obj_id(obj_id: int) -> None:
+        if not isinstance(obj_id, (int, np.integer)) or isinstance(obj_id, bool):
+            raise TypeError(f'obj_id must be an int, got {obj_id!r}')
+
+    @staticmethod
+    def _check_known(state: VideoState, obj_id: int) -> None:
+        if obj_id not in state.obj_ids:
+            raise KeyError(f'unknown object id {obj_id!r}; the video has objects {state.obj_ids}')
+
+    @staticmethod
+    def _check_frame(state: VideoState, frame_idx: int) -> None:
+        if not isinstance(frame_idx, (int, np.integer)) or isinstance(frame_idx, bool):
+            raise TypeError(f'frame_idx must be an int, got {frame_idx!r}')
+        if state.streaming:
+            if state.frame_idx < 0:
+                raise ValueError('the stream has no frame yet: call track(state, frame) first')
+            if frame_idx != state.frame_idx:
+                raise ValueError(f'a stream takes prompts on its current frame {state.frame_idx}, '
+                                 f'got frame_idx={frame_idx}')
+            return
+        n = state.num_frames
+        if frame_idx < 0 or (n is not None and frame_idx >= n):
+            raise IndexError(f'frame_idx {frame_idx} out of range: the video has '
+                             f'{n if n is not None else "an unknown number of"} frames')
+
+    @staticmethod
+    def _check_points(state: VideoState, points: Optional[ArrayLike], labels: Optional[ArrayLike],
+                      normalize_coords: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+        if points is None:
+            if labels is not None:
+                raise ValueError('labels given without points')
+            return torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)
+        if labels is None:
+            raise ValueError('points given without labels (1 positive, 0 negative per point)')
+        pts = torch.as_tensor(np.asarray(points, dtype=np.float32)).reshape(-1, 2) \
+            if not isinstance(points, torch.Tensor) else points.float().reshape(-1, 2)
+        labs = torch.as_tensor(np.asarray(labels)).reshape(-1).long() \
+            if not isinstance(labels, torch.Tensor) else labels.reshape(-1).long()
+        if len(pts) != len(labs):
+            raise ValueError(f'{len(pts)} points but {len(labs)} labels')
+        if not torch.isin(labs, torch.tensor([0, 1])).all():
+            raise ValueError(f'point labels must be 1 (positive) or 0 (negative), got '
+                             f'{labs.unique().tolist()}')
+        return _to_pixels(state, pts, normalize_coords, 'point'), labs
+
+    @staticmethod
+    def _check_box(state: VideoState, box: Optional[ArrayLike], normalize_coords: bool
+                   ) -> Optional[torch.Tensor]:
+        if box is None:
+            return None
+        b = (box.float() if isinstance(box, torch.Tensor)
+             else torch.as_tensor(np.asarray(box, dtype=np.float32))).reshape(-1)
+        if b.numel() != 4:
+            raise ValueError(f'box must be x1, y1, x2, y2, got {b.numel()} numbers')
+        if b[2] < b[0] or b[3] < b[1]:
+            raise ValueError(f'box must be xyxy with x2 >= x1 and y2 >= y1, got {b.tolist()}')
+        return _to_pixels(state, b.reshape(2, 2), normalize_coords, 'box corner').reshape(4)
+
+
+def _to_pixels(state: VideoState, xy: torch.Tensor, normalize_coords: bool, what: str
+               ) -> torch.Tensor:
+    """``[N, 2]`` (x, y) in pixels (``normalize_coords``) or in [0, 1] -> pixels, inside the frame."""
+    size = xy.new_tensor([state.video_width, state.video_height])
+    pix = xy if normalize_coords else xy * size
+    outside = (pix < 0).any(1) | (pix > size).any(1)
+    if outside.any():
+        raise ValueError(f'{what} {pix[outside][0].tolist()} lies outside the {state.video_width}x'
+                         f'{state.video_height} frame' + ('' if normalize_coords else
+                                                          ' (normalize_coords=False: give 0..1)'))
+    return pix
+
+
+def _by_object(res: InstanceData) -> Dict[int, torch.Tensor]:
+    """``pred_instances`` -> object id -> its mask logits ``[1, H, W]``."""
+    return {int(i): res.mask_logits[j:j + 1] for j, i in enumerate(res.instances_id.tolist())}
+
+
+def _forward_frames(source: VideoSource, start: int, stop: Optional[int]) -> Iterator[int]:
+    """Frame indices from ``start`` to ``stop`` (inclusive; None: the end), for sources whose
+    length may only be known at their end (iterators)."""
+    idx = start
+    while (stop is None or idx <= stop) and source.has_frame(idx):
+        yield idx
+        idx += 1
+
+
+__all__ = ['FastSAM2VideoPredictor', 'VideoState', 'ObjectPrompt', 'ProcessedFrame', 'NO_OBJ_SCORE']

@@ -1,0 +1,62 @@
+"""tools/deployment/export_onnx.py and seg.deployment.onnx_export: the tiny FastSAM2 encoder and
+prompt decoder exported at 128x128 match PyTorch through onnxruntime, for object / point counts
+other than the traced ones (dynamic axes)."""
+import importlib.util
+from pathlib import Path
+
+import onnx
+import pytest
+
+from seg.apis.image_predictor import build_model
+from seg.deployment.onnx_export import DECODER_INPUTS, check_parity, export_onnx
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = str(REPO / 'configs/fastsam2/model_fastsam2_tiny.py')
+
+
+def _cli():
+    spec = importlib.util.spec_from_file_location('export_onnx_cli',
+                                                  REPO / 'tools/deployment/export_onnx.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+    out = tmp_path_factory.mktemp('onnx')
+    with pytest.warns(UserWarning, match='RANDOM weights'):
+        model = build_model(TINY, None, image_size=None)
+    files = export_onnx(model, str(out), (128, 128), ('encoder', 'decoder'), verbose=False)
+    return model, out, files
+
+
+def test_graphs_have_dynamic_object_and_point_axes(exported):
+    _, _, files = exported
+    graph = onnx.load(files['decoder']).graph
+    dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
+            for i in graph.input}
+    assert [i.name for i in graph.input] == DECODER_INPUTS
+    assert dims['point_coords'] == ['num_objects', 'num_points', 2]
+    assert dims['mask_input'] == ['num_objects', 32, 32]
+    assert [o.name for o in graph.output] == ['mask_logits', 'iou_scores']
+    onnx.checker.check_model(files['encoder'])
+
+
+def test_onnxruntime_parity_encoder_and_decoder(exported):
+    model, out, _ = exported
+    # traced with 2 objects x 3 points: these counts all differ from it in at least one axis
+    diffs = check_parity(model, str(out), (128, 128), ('encoder', 'decoder'),
+                         cases=((1, 1), (1, 2), (3, 1), (3, 2)))
+    assert set(diffs) == {'encoder', 'decoder_N1_P1', 'decoder_N1_P2', 'decoder_N3_P1',
+                          'decoder_N3_P2'}
+    assert max(diffs.values()) < 1e-3, diffs
+
+
+def test_cli_rejects_video_and_unknown_parts_before_building(tmp_path, capsys):
+    cli = _cli()
+    assert cli.main(['--config', TINY, '--out-dir', str(tmp_path), '--parts', 'video']) == 1
+    assert 'StreamingTracker' in capsys.readouterr().err
+    assert cli.main(['--config', TINY, '--out-dir', str(tmp_path), '--parts', 'encoder,head']) == 1
+    assert "unknown part(s) ['head']" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
