@@ -3,11 +3,11 @@ from typing import Any, Dict, List, Union
 
 import numpy as np
 import torch
-from pycocotools import mask as mask_utils
 from sam2.utils.amg import calculate_stability_score, remove_small_regions
 from torchvision.ops import batched_nms, masks_to_boxes
 
 from seg.models.detectors.rapsam import _to_output_res
+from seg.utils.rle import mask_to_rle
 from .image_predictor import FastSAM2ImagePredictor, ImageInput
 
 OUTPUT_MODES = ('binary_mask', 'coco_rle')
@@ -117,9 +117,7 @@ class FastSAM2AutomaticMaskGenerator:
             ys, xs = np.nonzero(masks_np[i])
             mid = len(ys) // 2  # a pixel of the mask (row-major median), as a representative point
             if self.output_mode == 'coco_rle':
-                rle = mask_utils.encode(np.asfortranarray(masks_np[i].astype(np.uint8)))
-                rle['counts'] = rle['counts'].decode('utf-8')
-                segmentation = rle
+                segmentation = mask_to_rle(masks_np[i])
             else:
                 segmentation = masks_np[i]
             records.append(dict(segmentation=segmentation, area=int(areas[i]),

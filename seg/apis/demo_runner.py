@@ -47,6 +47,7 @@ from seg.evaluation.davis import (VOID_ID, davis_palette, masks_to_id_map, read_
 from seg.evaluation.panoptic_quality import rgb2id, write_panoptic_png
 from seg.utils.atomic_io import atomic_save_png, atomic_write_json
 from seg.utils.realtime_benchmark import latency_stats
+from seg.utils.rle import mask_to_rle
 from .predictor import SegPredictor
 from .video_io import VideoInput, open_video
 from .video_predictor import FastSAM2VideoPredictor
@@ -320,13 +321,6 @@ class StdinPrompts:
 
 
 # ---------------------------------------------------------------------- outputs
-def mask_to_rle(mask: np.ndarray) -> Dict[str, Any]:
-    """A bool mask ``[H, W]`` -> COCO compressed RLE with ``counts`` as text (JSON-ready)."""
-    rle = mask_utils.encode(np.asfortranarray(np.asarray(mask, dtype=np.uint8)))
-    rle['counts'] = rle['counts'].decode('ascii')
-    return rle
-
-
 def _mask_record(mask: np.ndarray) -> Dict[str, Any]:
     rle = mask_to_rle(mask)
     return dict(segmentation=rle, area=int(mask_utils.area(rle)),
@@ -603,6 +597,6 @@ def _usable(specs: List[PromptSpec], hw: Tuple[int, int], n: Optional[int], done
 
 
 __all__ = ['DemoInputError', 'PromptSpec', 'StdinPrompts', 'parse_cli_prompts', 'parse_prompt_entry',
-           'parse_prompt_line', 'load_prompts_file', 'read_id_masks', 'check_specs', 'mask_to_rle',
+           'parse_prompt_line', 'load_prompts_file', 'read_id_masks', 'check_specs',
            'overlay_ids', 'panoptic_to_coco', 'print_latency', 'run_interactive_image',
            'run_panoptic', 'run_video', 'apply_prompt']

@@ -14,7 +14,7 @@ and masks come back at the original resolution.
 """
 import os.path as osp
 import warnings
-from typing import List, Optional, Sequence, Set, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 import torch
@@ -84,6 +84,9 @@ class FastSAM2ImagePredictor:
     def reset_predictor(self) -> None:
         """Forget the image(s) and their embedding."""
         self._features: Optional[torch.Tensor] = None  # [B, C, 1, h, w]
+        # the head's per-image projections of the embedding, filled by the first decode of all
+        # the images and reused by the next ones (``RapSAMVideoHead.decode``'s ``feat_cache``)
+        self._feat_cache: Dict[str, torch.Tensor] = {}
         self._samples: List[DetDataSample] = []  # per image: img_shape, ori_shape, scale_factor
         self._input_hw: Optional[Tuple[int, int]] = None  # padded network input
         self._is_batch = False
@@ -124,6 +127,7 @@ class FastSAM2ImagePredictor:
             # pad like the preprocessor batches (zeros after normalisation, bottom / right)
             batch = torch.cat([F.pad(x, (0, w - x.shape[-1], 0, h - x.shape[-2])) for x in inputs])
             self._features = self.model.encode_image(batch)
+        self._feat_cache = {}
         self._samples, self._input_hw = samples, (h, w)
 
     def get_image_embedding(self) -> torch.Tensor:
@@ -271,7 +275,8 @@ class FastSAM2ImagePredictor:
         batch[img_idx] = scaled
         with torch.no_grad():
             final, _ = self.model.decode_prompts(self._select(batch), self._only(batch),
-                                                 self._input_hw, multimask_output)
+                                                 self._input_hw, multimask_output,
+                                                 feat_cache=self._cache_for(batch))
             low, scores = self._outputs(final, multimask_output)
             best = scores.argmax(1)
             rows = torch.arange(len(low), device=low.device)
@@ -291,6 +296,11 @@ class FastSAM2ImagePredictor:
         if len(idx) == len(prompts):
             return self._features
         return self._features[idx]
+
+    def _cache_for(self, prompts: List[Optional[InstanceData]]) -> Optional[Dict[str, torch.Tensor]]:
+        """The projections cache when every image is decoded (the embedding batch as cached);
+        a subset of a batch is another layout: no cache."""
+        return self._feat_cache if all(p is not None for p in prompts) else None
 
     @staticmethod
     def _only(prompts: List[Optional[InstanceData]]) -> List[InstanceData]:
@@ -314,7 +324,8 @@ class FastSAM2ImagePredictor:
         """One decode of every image's prompts -> per prompted image (masks, scores, low-res)."""
         with torch.no_grad():
             final, _ = self.model.decode_prompts(self._select(prompts), self._only(prompts),
-                                                 self._input_hw, multimask, types)
+                                                 self._input_hw, multimask, types,
+                                                 feat_cache=self._cache_for(prompts))
             low, scores = self._outputs(final, multimask)
             counts = [len(p) for p in prompts if p is not None]
             results = []

@@ -23,10 +23,11 @@ import cv2
 import numpy as np
 from mmengine.utils import ProgressBar
 from PIL import Image
-from pycocotools import mask as mask_utils
 
 from seg.datasets.prompt_sampler import mask_to_box
+from seg.evaluation.davis import davis_palette
 from seg.utils.atomic_io import atomic_open, atomic_save_png, atomic_write_json
+from seg.utils.rle import mask_to_rle
 
 THING_CLASSES = ('disc', 'box', 'triangle')
 STUFF_CLASSES = ('sky', 'grass')
@@ -210,10 +211,8 @@ def _write_coco_split(root: Path, split: str, num: int, size: Tuple[int, int],
         thing_ids = {CATEGORY_IDS[c] for c in THING_CLASSES}
         for sid, (cid, m) in segments.items():
             if cid in thing_ids:
-                rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
-                rle['counts'] = rle['counts'].decode('ascii')
                 inst_anns.append(dict(id=sid, image_id=image_id, category_id=cid, iscrowd=0,
-                                      bbox=_box(m), area=int(m.sum()), segmentation=rle))
+                                      bbox=_box(m), area=int(m.sum()), segmentation=mask_to_rle(m)))
         truth[f'{name}.png'] = segments
         bar.update()
     cats = _categories()
@@ -278,21 +277,6 @@ def _write_ytvis(root: Path, num: int, size: Tuple[int, int], frames: Tuple[int,
                            videos=videos, annotations=anns, categories=cats),
                       root / 'train.json', indent=None)
     return truth
-
-
-def davis_palette() -> List[int]:
-    """The DAVIS / PASCAL-VOC colour map as a flat PIL palette (256 RGB triples)."""
-    palette = []
-    for i in range(256):
-        r = g = b = 0
-        c = i
-        for bit in range(8):
-            r |= ((c >> 0) & 1) << (7 - bit)
-            g |= ((c >> 1) & 1) << (7 - bit)
-            b |= ((c >> 2) & 1) << (7 - bit)
-            c >>= 3
-        palette += [r, g, b]
-    return palette
 
 
 def _write_davis(root: Path, num: int, size: Tuple[int, int], frames: Tuple[int, int],

@@ -48,6 +48,27 @@ def test_embedding_computed_once_and_reused(predictor, image, backbone_calls):
     assert len(backbone_calls) == 2
 
 
+def test_refiner_projections_computed_once_per_image_and_equal_to_uncached(predictor, image):
+    model = predictor.model
+    projections = []
+    hooks = [m.feat_proj.register_forward_hook(lambda *_: projections.append(1))
+             for m in (model.mask_refiner, model.panoptic_head.prompt_refiner)]
+    try:
+        predictor.set_image(image)
+        outs = [predictor.predict(point_coords=[[200, 80]], point_labels=[1],
+                                  multimask_output=False) for _ in range(3)]
+        assert len(projections) == 2  # one per refiner, on the first decode only
+        predictor._feat_cache = {}  # as after a new set_image: computed again, same result
+        fresh = predictor.predict(point_coords=[[200, 80]], point_labels=[1],
+                                  multimask_output=False)
+        assert len(projections) == 4
+    finally:
+        for h in hooks:
+            h.remove()
+    for out in outs:
+        np.testing.assert_allclose(out[2], fresh[2], atol=1e-5)
+
+
 def test_original_pixels_reach_the_encoder_in_input_pixels(predictor, image):
     predictor.set_image(image)
     seen = []

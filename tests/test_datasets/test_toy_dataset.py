@@ -6,7 +6,8 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from seg.datasets.toy_dataset import davis_palette, make_toy_dataset, uncompressed_rle
+from seg.datasets.toy_dataset import make_toy_dataset, uncompressed_rle
+from seg.evaluation.davis import davis_palette
 
 
 def _digest(root):

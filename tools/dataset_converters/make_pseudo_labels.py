@@ -39,6 +39,7 @@ from seg.evaluation.davis import write_davis_png
 from seg.models.teachers import SAM2Teacher
 from seg.structures.prompts import build_prompts
 from seg.utils.atomic_io import atomic_write_json
+from seg.utils.rle import mask_to_rle
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
 # DAVIS 2016 marks its single object 255 (binary 0/255); 2017 uses the object ids themselves.
@@ -123,12 +124,6 @@ def davis_pseudo_labels(teacher: SAM2Teacher, data_root: str, out_root: str, yea
             link.symlink_to(osp.abspath(osp.dirname(frames[0]['img_path'])), target_is_directory=True)
     seconds = time.perf_counter() - start
     return dict(sequences=len(videos), frames=frames_done, frames_per_s=frames_done / max(seconds, 1e-9))
-
-
-def _encode(mask: np.ndarray) -> dict:
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    rle['counts'] = rle['counts'].decode('ascii')  # bytes are not JSON
-    return rle
 
 
 def coco_pseudo_labels(teacher: SAM2Teacher, image_dir: str, out_file: str,
@@ -229,7 +224,7 @@ def _annotations(logits: torch.Tensor, iou: torch.Tensor, hw: tuple, image_id: i
         masks, rows = [masks[k] for k in order], [rows[k] for k in order]
     out = []
     for m, r in zip(masks, rows):
-        rle = _encode(m)
+        rle = mask_to_rle(m)
         ann = dict(image_id=image_id, category_id=1, iscrowd=0) if anns is None else \
             {k: v for k, v in anns[r].items() if k not in ('segmentation', 'area', 'bbox', 'score')}
         out.append({**ann, 'segmentation': rle, 'area': float(mask_utils.area(rle)),

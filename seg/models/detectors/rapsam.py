@@ -350,7 +350,11 @@ class RapSAM(BaseDetector):
         Each group is encoded on its own frame's feature of ``feats [B, C, T, h, w]``."""
         if not groups:
             return None
-        frame_feats = torch.stack([feats[g.batch, :, g.frame] for g in groups])[:, :, None]
+        if len(groups) == 1:  # a view: no copy of a frame-sized feature
+            g = groups[0]
+            frame_feats = feats[g.batch:g.batch + 1, :, g.frame:g.frame + 1]
+        else:
+            frame_feats = torch.stack([feats[g.batch, :, g.frame] for g in groups])[:, :, None]
         tokens = self._encode_frame_prompts([g.prompts for g in groups], frame_feats, input_hw,
                                             self._text_embeds(groups) if texts is None else texts)
         group = tokens.batch_index
@@ -718,7 +722,9 @@ class RapSAM(BaseDetector):
 
     def decode_prompts(self, feats: torch.Tensor, prompts: Sequence[Optional[InstanceData]],
                        input_hw: Tuple[int, int], multimask: bool = False,
-                       types: Optional[Set[str]] = None) -> Tuple[StepOutput, PromptTokens]:
+                       types: Optional[Set[str]] = None,
+                       feat_cache: Optional[Dict[str, torch.Tensor]] = None
+                       ) -> Tuple[StepOutput, PromptTokens]:
         """Decode prompts on cached image embeddings (``encode_image``) through the prompt path
         alone: prompt encoder, prompt queries at the TaskRouter's ``'interactive'`` depth (all
         stages without a router), prompt refiner, IoU head, and with ``multimask`` the multimask
@@ -733,6 +739,9 @@ class RapSAM(BaseDetector):
                 ``multimask_decoder``).
             types: the prompt types present (``prompt_types``), when the caller knows them
                 (saves device syncs); default: read from ``prompts``.
+            feat_cache: a dict kept by the caller for as long as ``feats`` is the same: the
+                head's prompt-independent projections of ``feats`` are computed once into it (see
+                ``RapSAMVideoHead.decode``).
 
         Returns:
             The output step (prompt entries; rows grouped by image, in prompt-row order) and the
@@ -751,7 +760,8 @@ class RapSAM(BaseDetector):
                       else self.task_router.route('interactive', types).num_stages)
         tokens = self._encode_prompts(groups, feats, input_hw)
         out = self.panoptic_head(feats, tokens, run_objects=False, num_stages=num_stages,
-                                 mask_refiner=self.mask_refiner, multimask=multimask)
+                                 mask_refiner=self.mask_refiner, multimask=multimask,
+                                 feat_cache=feat_cache)
         return out.final, tokens
 
     def decode_objects(self, feats: torch.Tensor) -> StepOutput:

@@ -19,13 +19,14 @@ class DensePrompts:
     """The raw per-row prompts ``PromptMaskRefiner`` reads (``N`` rows): where each row is refined
     and its mask prompt and clicks, in ``PromptTokens``' conventions. A clip decode takes them from
     its prompt tokens; the streaming tracker feeds each tracked object's propagated mask back as
-    its mask prompt."""
+    its mask prompt (``propagated`` rows)."""
     batch_index: Tensor   # [N] long: the sample of the row
     frame_index: Tensor   # [N] long: the frame of that sample the row is refined on
     mask_logits: Tensor   # [N, h, w] mask prompt logits (ignored where mask_valid is False)
     mask_valid: Tensor    # [N] bool
     point_coords: Tensor  # [N, P, 2] in 0..1 of the padded input
     point_labels: Tensor  # [N, P] long: POSITIVE / NEGATIVE / PADDING
+    propagated: Optional[Tensor] = None  # [N] bool: the mask is the object's previous frame's
 
     @property
     def num_prompts(self) -> int:
@@ -33,16 +34,24 @@ class DensePrompts:
 
     @classmethod
     def from_tokens(cls, tokens: PromptTokens) -> 'DensePrompts':
-        """The dense prompts of encoded prompts, row for row."""
-        return cls(**{f.name: getattr(tokens, f.name) for f in fields(cls)})
+        """The dense prompts of encoded prompts, row for row (none propagated)."""
+        return cls(**{f.name: getattr(tokens, f.name) for f in fields(cls) if f.name != 'propagated'})
 
     @classmethod
     def from_masks(cls, mask_logits: Tensor) -> 'DensePrompts':
-        """Rows prompted by a mask only (``[N, h, w]`` logits) on frame 0 of sample 0."""
+        """Tracked objects' propagated masks (``[N, h, w]`` logits, their only prompt) on frame 0
+        of sample 0."""
         n, dev = mask_logits.shape[0], mask_logits.device
         zeros = torch.zeros(n, dtype=torch.long, device=dev)
-        return cls(zeros, zeros, mask_logits, torch.ones(n, dtype=torch.bool, device=dev),
-                   mask_logits.new_zeros(n, 0, 2), zeros.new_zeros(n, 0))
+        ones = torch.ones(n, dtype=torch.bool, device=dev)
+        return cls(zeros, zeros, mask_logits, ones, mask_logits.new_zeros(n, 0, 2),
+                   zeros.new_zeros(n, 0), ones)
+
+    def propagated_rows(self) -> Tensor:
+        """``propagated`` as a bool ``[N]`` (all False when unset)."""
+        if self.propagated is None:
+            return torch.zeros(self.num_prompts, dtype=torch.bool, device=self.mask_logits.device)
+        return self.propagated
 
     @classmethod
     def cat(cls, parts: Sequence['DensePrompts']) -> 'DensePrompts':
@@ -60,7 +69,8 @@ class DensePrompts:
                    torch.cat([d.mask_logits for d in parts]),
                    torch.cat([d.mask_valid for d in parts]),
                    torch.cat([pad(d.point_coords, 0.) for d in parts]),
-                   torch.cat([pad(d.point_labels, PADDING) for d in parts]))
+                   torch.cat([pad(d.point_labels, PADDING) for d in parts]),
+                   torch.cat([d.propagated_rows() for d in parts]))
 
 
 @MODELS.register_module()
@@ -78,8 +88,16 @@ class PromptMaskRefiner(BaseModule):
     - positive and negative click maps: per cell, the maximum over the row's clicks of a Gaussian
       of the distance (in cells) between the cell centre and the click, std ``click_sigma``.
 
-    and outputs delta logits added to the current ones. The output conv starts at zero, so the
-    module is the identity at initialisation (existing checkpoints behave as before).
+    and outputs delta logits added to the current ones.
+
+    Rows whose mask prompt is PROPAGATED (a tracked object's previous mask, ``DensePrompts.
+    propagated``) are also pulled towards it: ``logits + g * (propagated - logits)`` with a learned
+    scalar ``g`` (``propagation_gain``), before the delta. With ``g`` = 1 the output is the
+    previous mask plus the learned correction, SAM2-style mask propagation; learning to copy the
+    previous mask through the convolutions instead is slow, while one scalar learns at once how
+    much the previous frame is worth against the decoder's own mask. The output conv and ``g``
+    start at zero, so the module is the identity at initialisation (existing checkpoints behave as
+    before).
 
     Args:
         feat_channels: channels C of the frame feature.
@@ -111,11 +129,13 @@ class PromptMaskRefiner(BaseModule):
             for _ in range(num_layers - 1)])
         self.out_conv = nn.Conv2d(hidden_channels, 1, 3, padding=1)
         constant_init(self.out_conv, 0)
+        self.propagation_gain = nn.Parameter(torch.zeros(()))
 
     def init_weights(self) -> None:
         # whatever init_cfg draws, the refiner must start as the identity
         super().init_weights()
         constant_init(self.out_conv, 0)
+        nn.init.zeros_(self.propagation_gain)
 
     def click_maps(self, point_coords: Tensor, point_labels: Tensor, grid_hw: tuple) -> Tensor:
         """Positive / negative click maps ``[R, 2, h, w]`` in 0..1 on a grid over the input.
@@ -137,25 +157,45 @@ class PromptMaskRefiner(BaseModule):
                 for lab in (POSITIVE, NEGATIVE)]
         return torch.stack(maps, dim=1)
 
+    def project(self, feat: Tensor) -> Tensor:
+        """The prompt-independent part: frame features ``[N, C, h, w]`` or clips ``[B, C, T, h,
+        w]`` -> the same with ``hidden`` channels. A caller decoding several prompts on the same
+        frames computes it once (``forward(projected=True)``)."""
+        if feat.dim() not in (4, 5) or feat.shape[1] != self.feat_channels:
+            raise ValueError(f'PromptMaskRefiner.project: expects [N, {self.feat_channels}, h, w] or '
+                             f'[B, {self.feat_channels}, T, h, w], got {tuple(feat.shape)}')
+        if feat.dim() == 4:
+            return self.feat_proj(feat)
+        b, c, t, h, w = feat.shape  # a 1x1 conv per frame
+        out = self.feat_proj(feat.transpose(1, 2).reshape(b * t, c, h, w))
+        return out.reshape(b, t, -1, h, w).transpose(1, 2)
+
     def forward(self, feat: Tensor, mask_logits: Tensor, prompt_logits: Tensor,
-                prompt_valid: Tensor, point_coords: Tensor, point_labels: Tensor) -> Tensor:
+                prompt_valid: Tensor, point_coords: Tensor, point_labels: Tensor,
+                propagated: Optional[Tensor] = None, projected: bool = False) -> Tensor:
         """Refine one mask per row.
 
         Args:
-            feat: ``[R, C, h, w]`` each row's frame feature.
+            feat: ``[R, C, h, w]`` each row's frame feature (``projected``: already
+                ``project``-ed, ``[R, hidden, h, w]``).
             mask_logits: ``[R, h, w]`` current mask logits.
             prompt_logits: ``[R, h, w]`` mask prompt logits (``PromptTokens.mask_logits``).
             prompt_valid: bool ``[R]``: the row has a mask prompt.
             point_coords / point_labels: ``[R, P, 2]`` / ``[R, P]`` (``PromptTokens``).
+            propagated: bool ``[R]``: the mask prompt is the row's propagated previous mask
+                (default: none is).
+            projected: ``feat`` is ``project(frame feature)`` (kept by the caller).
 
         Returns:
             ``[R, h, w]`` refined logits.
         """
         r, h, w = mask_logits.shape
-        if feat.dim() != 4 or feat.shape[0] != r or feat.shape[1] != self.feat_channels \
+        channels = self.feat_proj.out_channels if projected else self.feat_channels
+        if feat.dim() != 4 or feat.shape[0] != r or feat.shape[1] != channels \
                 or feat.shape[-2:] != (h, w):
-            raise ValueError(f'PromptMaskRefiner: feat must be [R={r}, {self.feat_channels}, {h}, '
-                             f'{w}] (one frame feature per mask), got {tuple(feat.shape)}')
+            raise ValueError(f'PromptMaskRefiner: feat must be [R={r}, {channels}, {h}, {w}] (one '
+                             f'{"projected " if projected else ""}frame feature per mask), got '
+                             f'{tuple(feat.shape)}')
         if prompt_logits.shape != mask_logits.shape or prompt_valid.shape != (r, ):
             raise ValueError(f'PromptMaskRefiner: prompt_logits must be {tuple(mask_logits.shape)} '
                              f'and prompt_valid [{r}], got {tuple(prompt_logits.shape)} and '
@@ -172,5 +212,8 @@ class PromptMaskRefiner(BaseModule):
             (prompt_logits.sigmoid() * valid)[:, None],
             valid.expand(r, h, w)[:, None],
             self.click_maps(point_coords.to(mask_logits), point_labels, (h, w))], dim=1)
-        x = self.act(self.feat_proj(feat) + self.map_embed(maps))
+        x = self.act((feat if projected else self.feat_proj(feat)) + self.map_embed(maps))
+        if propagated is not None:
+            pulled = (propagated & prompt_valid).to(mask_logits)[:, None, None]
+            mask_logits = mask_logits + self.propagation_gain * pulled * (prompt_logits - mask_logits)
         return mask_logits + self.out_conv(self.body(x))[:, 0]

@@ -3,7 +3,7 @@ import dataclasses
 import math
 import numbers
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import torch
 import torch.nn as nn
@@ -202,7 +202,8 @@ class RapSAMVideoHead(BaseModule):
     def forward(self, feats: torch.Tensor, prompts: Optional[PromptTokens] = None,
                 run_objects: bool = True, num_stages: Optional[int] = None,
                 mask_refiner: Optional[nn.Module] = None,
-                prompt_exits: Sequence[int] = (), multimask: bool = False) -> HeadOutput:
+                prompt_exits: Sequence[int] = (), multimask: bool = False,
+                feat_cache: Optional[Dict[str, torch.Tensor]] = None) -> HeadOutput:
         """Decode a batch of clips.
 
         Args:
@@ -213,6 +214,7 @@ class RapSAMVideoHead(BaseModule):
             mask_refiner: applied to the final mask logits (see ``decode``).
             prompt_exits: routed prompt exits to form as well (see ``decode``).
             multimask: form the multimask candidates on the output steps (see ``decode``).
+            feat_cache: see ``decode``.
         """
         self._check_feats(feats)
         objects = self.init_object_queries(feats) if run_objects else None
@@ -221,7 +223,7 @@ class RapSAMVideoHead(BaseModule):
             prm = self.init_prompt_queries(prompts, feats)
         return self.decode(feats, objects, prm, num_stages, mask_refiner, prompt_exits,
                            dense_prompts=DensePrompts.from_tokens(prompts) if prm is not None else None,
-                           multimask=multimask)
+                           multimask=multimask, feat_cache=feat_cache)
 
     def init_object_queries(self, feats: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """The learned object queries ``[B, Q, C]`` and their initial masks ``[B, Q, T, h, w]``."""
@@ -243,7 +245,8 @@ class RapSAMVideoHead(BaseModule):
                mask_refiner: Optional[nn.Module] = None,
                prompt_exits: Sequence[int] = (),
                dense_prompts: Optional[DensePrompts] = None,
-               multimask: bool = False) -> HeadOutput:
+               multimask: bool = False,
+               feat_cache: Optional[Dict[str, torch.Tensor]] = None) -> HeadOutput:
         """Run the shared stages, then the task adaptors, on given initial queries.
 
         The output step (the last one) is formed from the last stage run: the task adaptors (a task
@@ -280,6 +283,11 @@ class RapSAMVideoHead(BaseModule):
             multimask: with a ``multimask_decoder``, the output steps (final and exits) also carry
                 ``prm_multi_mask`` / ``prm_multi_iou``, on each row's prompted frame
                 (``dense_prompts.frame_index``; frame 0 without them). Training asks for them.
+            feat_cache: a dict the caller keeps for as long as ``feats`` stays the same (an image
+                predictor: per ``set_image``) and passes to every decode on them: the refiners'
+                projections of ``feats``, which no prompt changes, are computed on the first
+                decode and reused by the next ones (a re-prompt then costs only the prompt path).
+                None: computed per call.
         """
         self._check_feats(feats)
         n_stages = self.num_stages if num_stages is None else num_stages
@@ -302,11 +310,11 @@ class RapSAMVideoHead(BaseModule):
                                                       obj_query=None, obj_cls_embed=None)
                     out.exits[depth] = self._output_step(prompt_only, feats, None, None,
                                                          (prm_q, prm_m, prm_valid), mask_refiner,
-                                                         dense_prompts, multimask)
+                                                         dense_prompts, multimask, feat_cache)
             out.steps.append(step)
         final = self._output_step(out.steps[-1], feats, obj_q, obj_m,
                                   None if prm_q is None else (prm_q, prm_m, prm_valid), mask_refiner,
-                                  dense_prompts, multimask)
+                                  dense_prompts, multimask, feat_cache)
         if self.panoptic_adaptor is not None or self.prompt_adaptor is not None:
             out.steps.append(final)
         else:  # no adaptor step: the last stage is the output
@@ -318,7 +326,8 @@ class RapSAMVideoHead(BaseModule):
                      prompts: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
                      mask_refiner: Optional[nn.Module],
                      dense_prompts: Optional[DensePrompts] = None,
-                     multimask: bool = False) -> StepOutput:
+                     multimask: bool = False,
+                     feat_cache: Optional[Dict[str, torch.Tensor]] = None) -> StepOutput:
         """The output formed from a stage's ``step`` and the queries / masks it produced: task
         adaptors (a task without one keeps the stage's prediction), refiners, IoU head. One function
         for the final step and the prompt exits, so an exit is exactly the routed inference output."""
@@ -332,10 +341,11 @@ class RapSAMVideoHead(BaseModule):
                 self._set_prompts(step, *self.prompt_adaptor(prm_q, feats, prm_m, prm_valid,
                                                               isolate=True), prm_valid)
         if mask_refiner is not None:
-            step = self._refine(step, feats, mask_refiner, prm_valid, self.refine_object_masks)
+            step = self._refine(step, feats, mask_refiner, prm_valid, self.refine_object_masks,
+                                feat_cache)
         if self.prompt_refiner is not None and dense_prompts is not None \
                 and step.prm_mask is not None:
-            step.prm_mask = self._refine_prompts(step.prm_mask, feats, dense_prompts)
+            step.prm_mask = self._refine_prompts(step.prm_mask, feats, dense_prompts, feat_cache)
         if self.iou_head is not None and step.prm_query is not None:
             step.prm_iou = self.iou_head(step.prm_query)
         if multimask and self.multimask_decoder is not None and step.prm_query is not None:
@@ -386,16 +396,18 @@ class RapSAMVideoHead(BaseModule):
 
     @staticmethod
     def _refine(step: StepOutput, feats: torch.Tensor, refiner: nn.Module,
-                prm_valid: Optional[torch.Tensor], objects: bool) -> StepOutput:
+                prm_valid: Optional[torch.Tensor], objects: bool,
+                feat_cache: Optional[Dict[str, torch.Tensor]] = None) -> StepOutput:
         """The step with its prompt (and, if ``objects``, object) mask logits corrected by
         ``refiner``, frame by frame."""
         b, c, t, h, w = feats.shape
         frame_feats = feats.transpose(1, 2).reshape(b * t, c, h, w)
+        projected = _cached(feat_cache, 'mask_refiner', lambda: refiner.project(frame_feats))
 
         def refine(masks: torch.Tensor) -> torch.Tensor:  # [B, Q, T, h, w]
             q = masks.shape[1]
             per_frame = masks.transpose(1, 2).reshape(b * t, q, h, w)
-            return refiner(frame_feats, per_frame).reshape(b, t, q, h, w).transpose(1, 2)
+            return refiner(frame_feats, per_frame, projected).reshape(b, t, q, h, w).transpose(1, 2)
 
         step = StepOutput(**vars(step))
         if objects and step.obj_mask is not None:
@@ -407,8 +419,8 @@ class RapSAMVideoHead(BaseModule):
             step.prm_mask = refine(padded)[prm_valid]
         return step
 
-    def _refine_prompts(self, masks: torch.Tensor, feats: torch.Tensor,
-                        tokens: DensePrompts) -> torch.Tensor:
+    def _refine_prompts(self, masks: torch.Tensor, feats: torch.Tensor, tokens: DensePrompts,
+                        feat_cache: Optional[Dict[str, torch.Tensor]] = None) -> torch.Tensor:
         """``masks [N, T, h, w]`` with each row's prompted frame corrected by ``prompt_refiner``
         from its frame feature, clicks and mask prompt."""
         if tokens.num_prompts != masks.shape[0]:
@@ -416,8 +428,11 @@ class RapSAMVideoHead(BaseModule):
                              f'prompt masks {masks.shape[0]}; they must be the same prompts')
         rows = torch.arange(masks.shape[0], device=masks.device)
         b, t = tokens.batch_index, tokens.frame_index
-        refined = self.prompt_refiner(feats[b, :, t], masks[rows, t], tokens.mask_logits,
-                                      tokens.mask_valid, tokens.point_coords, tokens.point_labels)
+        # the rows read their frame of the projected (narrow) feature, not copies of the wide one
+        projected = _cached(feat_cache, 'prompt_refiner', lambda: self.prompt_refiner.project(feats))
+        refined = self.prompt_refiner(projected[b, :, t], masks[rows, t], tokens.mask_logits,
+                                      tokens.mask_valid, tokens.point_coords, tokens.point_labels,
+                                      tokens.propagated, projected=True)
         return masks.index_put((rows, t), refined)
 
     @staticmethod
@@ -687,3 +702,13 @@ def sample_clip_points(masks: torch.Tensor, coords: torch.Tensor) -> torch.Tenso
 def _present(masks: torch.Tensor) -> torch.Tensor:
     """Target masks ``[N, T, H, W]`` -> bool ``[N, T]``: the object is visible on the frame."""
     return masks.flatten(2).any(-1)
+
+
+def _cached(cache: Optional[Dict[str, torch.Tensor]], key: str,
+            compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """``cache[key]``, computed and stored first if missing (no cache: computed)."""
+    if cache is None:
+        return compute()
+    if key not in cache:
+        cache[key] = compute()
+    return cache[key]

@@ -206,7 +206,15 @@ class MaskStateRefiner(BaseModule):
         super().init_weights()
         constant_init(self.out_conv, 0)
 
-    def forward(self, feat: Tensor, mask_logits: Tensor) -> Tensor:
+    def project(self, feat: Tensor) -> Tensor:
+        """The per-image part, ``feat [B, C, H, W] -> [B, hidden, H, W]``: no mask enters it,
+        so a caller decoding several prompts on one image computes it once (``forward``'s
+        ``projected``)."""
+        return self.feat_proj(feat)
+
+    def forward(self, feat: Tensor, mask_logits: Tensor,
+                projected: Optional[Tensor] = None) -> Tensor:
+        """``projected``: ``project(feat)`` when the caller kept it (else computed here)."""
         if feat.dim() != 4 or feat.shape[1] != self.feat_channels:
             raise ValueError(f'MaskStateRefiner: feat must be [B, {self.feat_channels}, H, W], got '
                              f'{tuple(feat.shape)}')
@@ -216,7 +224,7 @@ class MaskStateRefiner(BaseModule):
         b, q, h, w = mask_logits.shape
         if q == 0:
             return mask_logits
-        img = self.feat_proj(feat)
+        img = self.project(feat) if projected is None else projected
         if img.shape[-2:] != (h, w):
             img = F.interpolate(img, size=(h, w), mode='bilinear', align_corners=False)
         state = self.mask_embed(mask_logits.sigmoid().reshape(b * q, 1, h, w))

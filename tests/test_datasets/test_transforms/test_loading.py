@@ -124,7 +124,8 @@ def test_stuff_only_image_has_no_thing_masks(tmp_path):
 from PIL import Image  # noqa: E402
 from pycocotools import mask as mask_utils  # noqa: E402
 
-from seg.datasets.toy_dataset import davis_palette, uncompressed_rle  # noqa: E402
+from seg.datasets.toy_dataset import uncompressed_rle  # noqa: E402
+from seg.evaluation.davis import davis_palette  # noqa: E402
 from seg.datasets.transforms.loading import LoadVideoFrameAnnotations, read_davis_png  # noqa: E402
 
 

@@ -25,6 +25,24 @@ def test_identity_at_init_even_after_init_weights():
     assert torch.equal(refiner(*args), args[1])
 
 
+def test_propagation_gain_pulls_only_propagated_rows_to_their_previous_mask():
+    refiner = PromptMaskRefiner(feat_channels=C, hidden_channels=4).eval()
+    feat, logits, prompt, valid, coords, labels = _inputs()
+    propagated = torch.tensor([True, True, False])
+    with torch.no_grad():
+        assert torch.equal(refiner(feat, logits, prompt, valid, coords, labels, propagated), logits)
+        refiner.propagation_gain.fill_(1.0)
+        out = refiner(feat, logits, prompt, valid, coords, labels, propagated)
+    torch.testing.assert_close(out[0], prompt[0])  # propagated, a valid mask: the previous mask
+    assert torch.equal(out[1], logits[1])  # no valid mask prompt: nothing to pull towards
+    assert torch.equal(out[2], logits[2])  # a user's mask prompt is not a propagated mask
+    # the gain learns: its gradient is non-zero as soon as the previous mask differs
+    refiner.train()
+    loss = refiner(feat, logits, prompt, valid, coords, labels, propagated).sum()
+    loss.backward()
+    assert refiner.propagation_gain.grad.abs() > 0
+
+
 def test_head_with_a_fresh_refiner_decodes_exactly_as_without():
     torch.manual_seed(0)
     plain = MODELS.build(HEAD)
@@ -91,7 +109,7 @@ def test_gradients_reach_every_parameter_after_one_step():
     torch.manual_seed(0)
     refiner = PromptMaskRefiner(feat_channels=C, hidden_channels=4)
     optim = torch.optim.SGD(refiner.parameters(), lr=0.1)
-    args = _inputs()
+    args = (*_inputs(), torch.tensor([True, False, False]))  # row 0 tracked: the gain learns
     target = (torch.rand(3, 8, 8) > 0.5).float()
     for _ in range(2):  # the zero output conv blocks the others' gradient on the first step only
         optim.zero_grad()

@@ -11,6 +11,7 @@ from seg.models.teachers import TINY_SAM2_OVERRIDES
 from seg.structures import build_prompts
 from tests.conftest import REPO_ROOT
 from . import TinyCase
+from .heads import PROPAGATION
 
 TINY_CFG = REPO_ROOT / 'configs/rapsam/rapsam_tiny_coco_panoptic.py'
 FASTSAM2_TINY_CFG = REPO_ROOT / 'configs/fastsam2/model_fastsam2_tiny.py'
@@ -105,7 +106,8 @@ CASES = {
     'RapSAM[fastsam2]': TinyCase(
         fastsam2_model_cfg(), lambda m: run_loss(m, [packed_image(), packed_image(prompts=False)]),
         no_grad_ok={'backbone.text': 'frozen text tower',
-                    'panoptic_head.memory_reader': 'reads the streaming memory: clips only'}),
+                    'panoptic_head.memory_reader': 'reads the streaming memory: clips only',
+                    'panoptic_head.prompt_refiner.propagation_gain': PROPAGATION}),
     'RapSAM[fastsam2-video]': TinyCase(
         fastsam2_model_cfg(video=True), lambda m: run_loss(m, [packed_clip(), packed_clip()]),
         no_grad_ok={'backbone.text': 'frozen text tower',
@@ -114,7 +116,8 @@ CASES = {
     'RapSAM[distill]': TinyCase(
         distilled_model_cfg(), lambda m: run_loss(m, [packed_image(), packed_image(prompts=False)]),
         no_grad_ok={'backbone.text': 'frozen text tower',
-                    'panoptic_head.memory_reader': 'reads the streaming memory: clips only'}),
+                    'panoptic_head.memory_reader': 'reads the streaming memory: clips only',
+                    'panoptic_head.prompt_refiner.propagation_gain': PROPAGATION}),
     'SegDataPreprocessor': TinyCase(dict(type='SegDataPreprocessor', pad_size_divisor=32), _run_preprocessor),
     'VideoSegDataPreprocessor': TinyCase(
         dict(type='VideoSegDataPreprocessor', pad_size_divisor=32),

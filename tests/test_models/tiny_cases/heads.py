@@ -64,9 +64,11 @@ def _run_prompt_refiner(refiner):
     coords = torch.rand(3, 2, 2)
     labels = torch.tensor([[1, 0], [1, -1], [-1, -1]])
     return refiner(torch.randn(3, C, 8, 8), torch.randn(3, 8, 8), torch.randn(3, 8, 8),
-                   torch.tensor([True, False, True]), coords, labels)
+                   torch.tensor([True, False, True]), coords, labels,
+                   propagated=torch.tensor([False, False, True]))
 
 
+PROPAGATION = 'pulls tracked objects to their propagated masks: streamed clips only'
 HEAD = dict(type='RapSAMVideoHead', num_things_classes=3, num_stuff_classes=2, num_queries=6,
             num_stages=2, feat_channels=C, num_heads=2, ffn_channels=32, text_dim=TEXT,
             train_cfg=dict(num_points=64))
@@ -77,7 +79,8 @@ CASES = {
     'RapSAMVideoHead[exits]': TinyCase(HEAD, lambda m: _run_head(m, prompt_exits=(1, ))),
     'RapSAMVideoHead[prompt_refiner]': TinyCase(
         dict(HEAD, prompt_refiner=dict(type='PromptMaskRefiner', hidden_channels=4)),
-        lambda m: _run_head(m, t=2, prompt_exits=(1, ))),
+        lambda m: _run_head(m, t=2, prompt_exits=(1, )),
+        no_grad_ok={'prompt_refiner.propagation_gain': PROPAGATION}),
     'RapSAMVideoHead[multimask]': TinyCase(
         dict(HEAD, multimask_decoder=dict(type='MultimaskDecoder')), _run_multimask_head),
     'MultimaskDecoder': TinyCase(dict(type='MultimaskDecoder', feat_channels=C),
