@@ -120,6 +120,9 @@ class SAM2Teacher(nn.Module):
         checkpoint: local SAM2 checkpoint (``{'model': state_dict}`` as SAM2 releases them).
         allow_random_init: build with random weights when ``checkpoint`` is None (tests, toy
             quickstart only; a loud warning is logged).
+        random_init_seed: the seed of those random weights (None: the global generator's
+            state). Seeded, a random teacher is the same teacher whatever was built before it: a
+            change to the student's modules does not silently swap the target it distils.
         image_size: SAM2's square input size (a multiple of 32; 1024 for the released models;
             smaller sizes make tiny teachers, see :data:`TINY_SAM2_OVERRIDES`).
         overrides: extra hydra overrides for the SAM2 config.
@@ -136,6 +139,7 @@ class SAM2Teacher(nn.Module):
                  config: str = 'configs/sam2.1/sam2.1_hiera_t.yaml',
                  checkpoint: Optional[str] = None,
                  allow_random_init: bool = False,
+                 random_init_seed: Optional[int] = 0,
                  image_size: int = 1024,
                  overrides: Sequence[str] = (),
                  feature_levels: Sequence[int] = (0, 1, 2),
@@ -160,7 +164,12 @@ class SAM2Teacher(nn.Module):
             raise FileNotFoundError(f'SAM2Teacher: checkpoint {checkpoint!r} (config key '
                                     f'`model.teacher.checkpoint`, --teacher-checkpoint) does not exist; '
                                     f'it must be a local file')
-        self.sam = self._build_sam2(config, image_size, overrides)
+        if checkpoint is None and random_init_seed is not None:
+            with torch.random.fork_rng(devices=[]):  # leaves the caller's random stream as it was
+                torch.manual_seed(random_init_seed)
+                self.sam = self._build_sam2(config, image_size, overrides)
+        else:
+            self.sam = self._build_sam2(config, image_size, overrides)
         if checkpoint is not None:
             self._load_checkpoint(checkpoint)
         else:

@@ -85,6 +85,19 @@ def test_frozen_no_grads_and_eval_after_train(teacher):
     assert not any(t.requires_grad for t in [*out.feats, out.mask_logits, out.iou_pred])
 
 
+def test_seeded_random_teacher_does_not_depend_on_what_was_built_before():
+    torch.manual_seed(0)
+    first = _teacher().sam.state_dict()
+    torch.manual_seed(123)
+    torch.randn(1000)  # another module built before the teacher
+    state = torch.random.get_rng_state()
+    second = _teacher().sam.state_dict()
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's stream is untouched
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    other = _teacher(random_init_seed=1).sam.state_dict()
+    assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
 def test_checkpoint_errors_name_the_path_and_the_key(tmp_path):
     missing = tmp_path / 'nope' / 'sam2.1_hiera_tiny.pt'
     named = re.escape(str(missing)) + r'.*model\.teacher\.checkpoint.*--teacher-checkpoint'
