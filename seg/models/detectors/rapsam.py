@@ -890,8 +890,9 @@ class RapSAM(BaseDetector):
         prompted = _has_prompts(sample)
         if not prompted and not (track_others and tracker.object_ids):  # nothing to follow yet
             return _empty_instances(sample, rescale, inputs.device)
-        feat = self._tracker_feats(tracker, inputs, decision.use_pruner,
-                                   None if prompted else tracker.latest_masks())
+        # where the objects are: only the regional encoder needs it (prompted frames: in full)
+        masks = None if prompted or self.regional_features is None else tracker.latest_masks()
+        feat = self._tracker_feats(tracker, inputs, decision.use_pruner, masks)
         tokens, ids = None, []
         if prompted:
             tokens = self._encode_prompts([PromptGroup(0, 0, sample.prompts)], feat, input_hw)

@@ -106,3 +106,34 @@ def test_bad_arguments_are_named():
         rf(nn.Identity(), torch.zeros(2, 3, 64, 64), None, None)
     with pytest.raises(ValueError, match='multiple of align=32'):
         rf(nn.Identity(), torch.zeros(1, 3, 60, 64), None, None)
+
+
+def test_the_tiny_fastsam2_streams_tracked_frames_through_a_crop():
+    from seg.registry import MODELS
+    from seg.structures import build_prompts
+    from tests.test_models.tiny_cases.detectors import fastsam2_model_cfg
+    model = MODELS.build(fastsam2_model_cfg()).eval()
+    assert isinstance(model.regional_features, RegionalFeatures)
+    sizes = []
+    hook = model.backbone.register_forward_pre_hook(lambda m, args: sizes.append(
+        tuple(args[0].shape[-2:])))
+    frame = torch.randint(0, 256, (3, 256, 384), dtype=torch.uint8)
+    mask = torch.zeros(1, 256, 384)
+    mask[0, 100:130, 200:230] = 1  # a small object: its crop is far below max_area
+    tracker = model.new_tracker()
+    states = []
+    try:
+        with torch.no_grad():
+            for step in range(2):
+                inputs, sample = model.preprocess_frame(frame)
+                if step == 0:
+                    sample.prompts = build_prompts(masks=mask)
+                out = model.track_step(tracker, inputs, sample, step)
+                assert out.masks.shape == (1, 256, 384)  # the whole frame, whatever was encoded
+                states.append(tracker.region_state)
+    finally:
+        hook.remove()
+    # the prompted frame in full, then the tracked frame around the remembered prompt mask
+    assert sizes[0] == (256, 384) and states[0].age == 0
+    assert sizes[1][0] * sizes[1][1] < 0.6 * 256 * 384
+    assert states[1].age == 1 and states[1].last_fraction < 0.6
