@@ -45,16 +45,24 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import cv2
-
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
 from seg.apis import FastSAM2VideoPredictor, SegPredictor  # noqa: E402
-from seg.apis.demo_runner import (DemoInputError, PromptSpec, StdinPrompts, check_specs,  # noqa: E402
-                                  load_prompts_file, parse_cli_prompts, read_id_masks,
-                                  run_interactive_image, run_panoptic, run_video)
+from seg.apis.demo_runner import (  # noqa: E402
+    DemoInputError,
+    PromptSpec,
+    StdinPrompts,
+    check_specs,
+    load_prompts_file,
+    parse_cli_prompts,
+    read_id_masks,
+    run_interactive_image,
+    run_panoptic,
+    run_video,
+)
 from seg.apis.image_predictor import DEFAULT_IMAGE_SIZE  # noqa: E402
 from seg.apis.video_io import open_video  # noqa: E402
+from seg.utils.validation import DEFAULT_MAX_INPUT_PIXELS, read_image_file  # noqa: E402
 
 IMAGE_TASKS = ('interactive_image', 'panoptic')
 VIDEO_TASKS = ('interactive_video', 'vos')
@@ -99,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--device', default='cpu', type=device_arg, help='cpu, cuda or cuda:N')
     parser.add_argument('--image-size', type=int, default=DEFAULT_IMAGE_SIZE,
                         help='longer side the network sees (masks come back at input resolution)')
+    parser.add_argument('--max-input-pixels', type=int, default=DEFAULT_MAX_INPUT_PIXELS,
+                        help='reject inputs (image, video frames) with more pixels than this '
+                             f'(default {DEFAULT_MAX_INPUT_PIXELS})')
     return parser
 
 
@@ -114,22 +125,23 @@ def check_flags(args: argparse.Namespace) -> None:
         raise DemoInputError('--task vos needs --first-mask PNG (the objects on frame 0)')
     if args.image_size is not None and args.image_size < 32:
         raise DemoInputError(f'--image-size must be >= 32, got {args.image_size}')
+    if args.max_input_pixels < 1:
+        raise DemoInputError(f'--max-input-pixels must be >= 1, got {args.max_input_pixels}')
     if args.device.startswith('cuda'):
         import torch
         if not torch.cuda.is_available():
             raise DemoInputError(f'--device {args.device}: CUDA is not available on this machine')
 
 
-def read_image(path: str) -> Any:
-    """BGR uint8 image, or a DemoInputError naming the file."""
+def read_image(path: str, max_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS) -> Any:
+    """BGR uint8 image, or a DemoInputError naming the file (missing, a folder, empty, corrupt,
+    truncated, above ``max_pixels``)."""
     if osp.isdir(path):
         raise DemoInputError(f'image tasks take one image file, got the folder {path}')
-    if not osp.isfile(path):
-        raise DemoInputError(f'input not found: {path}')
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise DemoInputError(f'cannot read image {path} (not an image OpenCV can decode)')
-    return img
+    try:
+        return read_image_file(path, 'input image', max_pixels, mode='BGR')
+    except (FileNotFoundError, ValueError) as e:
+        raise DemoInputError(str(e)) from None
 
 
 def video_prompts(args: argparse.Namespace, frame_hw: Tuple[int, int], num_frames: int
@@ -158,14 +170,14 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     out_stem = Path(args.out_dir) / f'{Path(args.input.rstrip("/")).stem}_{args.task}'
     options = {} if args.score_thr is None else {'model.test_cfg.object_mask_thr': args.score_thr}
     if args.task in IMAGE_TASKS:
-        image = read_image(args.input)
+        image = read_image(args.input, args.max_input_pixels)
         specs = parse_cli_prompts(args.points, args.boxes, args.texts)
         check_specs(specs, image.shape[:2])
         if args.task == 'interactive_image' and not specs:
             raise DemoInputError('interactive_image needs prompts: --points, --boxes and/or --texts')
     else:
         try:  # the size and length only (frame 0 decoded); the predictor opens its own reader
-            source = open_video(args.input)
+            source = open_video(args.input, max_pixels=args.max_input_pixels)
             frame_hw, num_frames = source.frame_size, source.num_frames
             source.close()
         except (FileNotFoundError, ValueError) as e:
@@ -174,7 +186,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     if args.checkpoint is None:
         print(UNTRAINED_BANNER, file=sys.stderr)
     build = dict(config=args.config, checkpoint=args.checkpoint, device=args.device,
-                 image_size=args.image_size, cfg_options=options)
+                 image_size=args.image_size, cfg_options=options,
+                 max_input_pixels=args.max_input_pixels)
     if args.task == 'interactive_image':
         summary = run_interactive_image(SegPredictor.from_config(**build), image, specs, out_stem)
     elif args.task == 'panoptic':

@@ -1,12 +1,33 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures, and the guard that the tests run this checkout's ``seg``."""
+import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
+
+# A venv shared by several clones (or a stale PYTHONPATH) would silently test another tree's code.
+_seg = importlib.util.find_spec('seg')
+if _seg is None or Path(_seg.origin).resolve() != REPO_ROOT / 'seg' / '__init__.py':
+    raise ImportError(f"`import seg` resolves to {_seg.origin if _seg else 'nothing'}, not to the checkout "
+                      f'under test ({REPO_ROOT}/seg): run the tests with tools/run_tests.sh (its venv '
+                      f'holds this checkout) or with PYTHONPATH={REPO_ROOT}')
+# ... and the tools the tests start as subprocesses import the same tree
+os.environ['PYTHONPATH'] = os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get('PYTHONPATH')])])
+
+
+def load_script(relative_path: str) -> ModuleType:
+    """Import a script of the checkout that is not in a package (``demo/demo.py``, ``tools/...``)
+    as a module, to call its ``main`` / functions in-process."""
+    path = REPO_ROOT / relative_path
+    spec = importlib.util.spec_from_file_location(f'script_{path.stem}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope='session')

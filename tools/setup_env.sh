@@ -1,48 +1,80 @@
 #!/usr/bin/env bash
-# Create (if missing or outdated) and activate the FastSAM2 virtual environment, then install `seg`.
-# Source it (`source tools/setup_env.sh`) or run it. Settings (environment variables):
-#   FASTSAM2_VENV        where the venv lives (default: ~/.cache/fastsam2/venv, shared by clones so
-#                        CI on a reused machine is fast)
+# Create (if missing or outdated) and activate this checkout's virtual environment, with `seg`
+# installed editable from this checkout. Source it (`source tools/setup_env.sh`) or run it.
+#
+# Two layers keep it both per checkout and fast:
+#   base venv      ~/.cache/fastsam2/base-<hash>: torch, mmcv with compiled ops, requirements.txt and
+#                  sam2, shared by every checkout whose requirements.txt and build scripts hash to
+#                  <hash> (built once by tools/build_base_venv.sh; never holds `seg`).
+#   checkout venv  <repo>/.venv (gitignored): a bare venv whose site-packages points at the base's (a
+#                  .pth file) and which holds only `seg`, editable from this checkout. `import seg` in
+#                  it is therefore this checkout's code, whatever other clones install.
+# Settings (environment variables):
+#   FASTSAM2_VENV        the checkout venv (default: <repo>/.venv)
+#   FASTSAM2_BASE_DIR    where base venvs live (default: ~/.cache/fastsam2); the 3 most recently used
+#                        are kept
 #   FASTSAM2_FIND_LINKS  folder with a prebuilt mmcv 2.1.0 wheel (default: ../shared/wheels beside the repo)
-# The venv is rebuilt when requirements.txt or this script change (a stamp file records their hash).
 set -euo pipefail
 _root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-_venv="${FASTSAM2_VENV:-$HOME/.cache/fastsam2/venv}"
+_venv="${FASTSAM2_VENV:-$_root/.venv}"
+_base_dir="${FASTSAM2_BASE_DIR:-$HOME/.cache/fastsam2}"
 _links="${FASTSAM2_FIND_LINKS:-$_root/../shared/wheels}"
-_stamp_want="$(cat "$_root/requirements.txt" "$_root/tools/setup_env.sh" "$_root/tools/build_mmcv_wheel.sh" | sha256sum | cut -c1-16)"
-_stamp_file="$_venv/.fastsam2-stamp"
+_hash() { cat "$@" | sha256sum | cut -c1-16; }
+_base="$_base_dir/base-$(_hash "$_root/requirements.txt" "$_root/tools/build_base_venv.sh" \
+  "$_root/tools/build_mmcv_wheel.sh")"
 
-if [ ! -f "$_stamp_file" ] || [ "$(cat "$_stamp_file")" != "$_stamp_want" ]; then
-  echo "[setup_env] building venv at $_venv" >&2
-  _t0=$(date +%s)
-  rm -rf "$_venv"
-  python3.11 -m venv "$_venv"
-  _pip() { "$_venv/bin/python" -m pip -q --disable-pip-version-check "$@"; }
-  _pip install --upgrade pip
-  _pip install "$(grep '^torch==' "$_root/requirements.txt")" "$(grep '^torchvision==' "$_root/requirements.txt")"
-  # mmcv 2.1.0 with compiled ops: a matching prebuilt wheel if one is there, else build it (~35 min).
-  if [ -d "$_links" ] && _pip install --find-links "$_links" --only-binary mmcv mmcv==2.1.0; then
-    echo "[setup_env] mmcv from prebuilt wheel in $_links" >&2
-  else
-    echo "[setup_env] no matching mmcv wheel in '$_links': building from the PyPI sdist" >&2
-    _whl_dir="$(mktemp -d)"
-    PYTHON="$_venv/bin/python" bash "$_root/tools/build_mmcv_wheel.sh" "$_whl_dir"
-    _pip install "$_whl_dir"/mmcv-2.1.0-*.whl
+# 1. the base, built under a lock so that two checkouts never build the same one at once
+mkdir -p "$_base_dir"
+(
+  flock 9
+  if [ ! -f "$_base/.fastsam2-complete" ]; then
+    echo "[setup_env] building base venv $_base" >&2
+    _t0=$(date +%s)
+    bash "$_root/tools/build_base_venv.sh" "$_base" "$_links"
+    echo "[setup_env] base venv ready in $(( $(date +%s) - _t0 )) s" >&2
   fi
-  _pip install -r "$_root/requirements.txt"
-  # sam2 is an sdist whose setup.py imports torch: build it inside this venv, without CUDA extension.
-  SAM2_BUILD_CUDA=0 _pip install --no-build-isolation sam2==1.1.0
-  echo "$_stamp_want" > "$_stamp_file"
-  echo "[setup_env] venv ready in $(( $(date +%s) - _t0 )) s" >&2
+  touch "$_base/.fastsam2-complete"  # complete; its time is the last use: the pruning below keeps recently used bases
+  # shellcheck disable=SC2012  # names are ours (base-<hex>)
+  ls -1dt "$_base_dir"/base-*/.fastsam2-complete 2>/dev/null | tail -n +4 | while read -r _old; do
+    echo "[setup_env] removing unused base venv $(dirname "$_old")" >&2
+    rm -rf "$(dirname "$_old")"
+  done
+) 9>"$_base_dir/.base.lock"
+_base_site="$("$_base/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
+
+# 2. the checkout venv: recreated when missing or layered on another base
+_marker="$_venv/.fastsam2-checkout-venv"
+if [ -e "$_venv" ] && [ ! -f "$_marker" ]; then
+  echo "[setup_env] $_venv exists but was not made by tools/setup_env.sh: remove it or set" \
+    "FASTSAM2_VENV to another path" >&2
+  exit 1
+fi
+if [ ! -f "$_marker" ] || [ "$(cat "$_marker")" != "$_base_site" ]; then
+  rm -rf "$_venv"
+  python3.11 -m venv --without-pip "$_venv"
+  _site="$("$_venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
+  echo "$_base_site" > "$_site/_fastsam2_base.pth"  # the base's packages, after the venv's own
+  echo "$_base_site" > "$_marker"
 fi
 
-# `seg` itself: editable, no deps, so every clone points the shared venv at its own sources.
-_log="$(mktemp)"
-if ! "$_venv/bin/python" -m pip -q --disable-pip-version-check install --no-deps --no-build-isolation \
-    -e "$_root" >"$_log" 2>&1; then
-  cat "$_log" >&2; rm -f "$_log"; echo "[setup_env] installing seg from $_root failed" >&2; exit 1
+# 3. `seg`, editable from this checkout (pip comes from the base); redone when the packaging
+# changes or `seg` resolves anywhere else (without importing it: find_spec runs no package code)
+_seg_stamp="$_root $(_hash "$_root/pyproject.toml" "$_root/setup.py")"
+_seg_at() { (cd / && env -u PYTHONPATH "$_venv/bin/python" -c \
+  'import importlib.util as u; s = u.find_spec("seg"); print(s.origin if s else "")'); }
+if [ "$(cat "$_venv/.fastsam2-seg" 2>/dev/null)" != "$_seg_stamp" ] \
+    || [ "$(_seg_at)" != "$_root/seg/__init__.py" ]; then
+  _log="$(mktemp)"
+  if ! "$_venv/bin/python" -m pip -q --disable-pip-version-check install --no-deps \
+      --no-build-isolation -e "$_root" >"$_log" 2>&1; then
+    cat "$_log" >&2; rm -f "$_log"; echo "[setup_env] installing seg from $_root failed" >&2; exit 1
+  fi
+  rm -f "$_log"
+  if [ "$(_seg_at)" != "$_root/seg/__init__.py" ]; then
+    echo "[setup_env] seg in $_venv resolves to '$(_seg_at)', not $_root/seg" >&2; exit 1
+  fi
+  echo "$_seg_stamp" > "$_venv/.fastsam2-seg"
 fi
-rm -f "$_log"
-export PATH="$_venv/bin:$PATH"
+export PATH="$_venv/bin:$_base/bin:$PATH"
 export VIRTUAL_ENV="$_venv"
 set +euo pipefail

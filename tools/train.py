@@ -9,11 +9,14 @@ The staged FastSAM2 recipe (teacher, stages, task modes) has its own launcher,
 """
 import argparse
 
-from mmengine.runner import Runner
-
 import seg  # noqa: F401  (registers modules, torch.load compatibility for resume)
-from seg.engine.runner_config import (add_common_args, add_train_args, apply_train_args,
-                                      load_runner_config)
+from seg.engine.runner_config import (
+    add_common_args,
+    add_train_args,
+    apply_train_args,
+    load_runner_config,
+    run_training,
+)
 
 
 def main() -> None:
@@ -24,7 +27,7 @@ def main() -> None:
     cfg = load_runner_config(args.config, args.cfg_options, args.launcher, args.work_dir,
                              args.local_rank)
     apply_train_args(cfg, args)
-    Runner.from_cfg(cfg).train()
+    run_training(cfg)
 
 
 if __name__ == '__main__':

@@ -1,11 +1,10 @@
 """Runtime shared by every FastSAM2 / RapSAM config (mmengine new-style config)."""
-from mmengine.hooks import (CheckpointHook, DistSamplerSeedHook, IterTimerHook, LoggerHook,
-                            ParamSchedulerHook)
+from mmdet.visualization import DetLocalVisualizer
+from mmengine.hooks import CheckpointHook, DistSamplerSeedHook, IterTimerHook, LoggerHook, ParamSchedulerHook
 from mmengine.runner import LogProcessor
 from mmengine.visualization import LocalVisBackend
 
-from mmdet.engine.hooks import DetVisualizationHook
-from mmdet.visualization import DetLocalVisualizer
+from seg.engine.hooks import DivergenceGuardHook, ExactResumeHook, SegVisualizationHook
 
 default_scope = 'mmdet'  # FastSAM2 registers into mmdet's registries (see seg/registry.py)
 custom_imports = dict(imports=['seg'], allow_failed_imports=False)
@@ -18,7 +17,12 @@ default_hooks = dict(
     checkpoint=dict(type=CheckpointHook, interval=5000, by_epoch=False, max_keep_ckpts=3,
                     backend_args=dict(backend='atomic_local')),
     sampler_seed=dict(type=DistSamplerSeedHook),
-    visualization=dict(type=DetVisualizationHook))
+    # tools/test.py --show / --show-dir turn its drawing on
+    visualization=dict(type=SegVisualizationHook),
+    # skip NaN / inf steps, stop a diverging run with a message, never save non-finite weights
+    divergence_guard=dict(type=DivergenceGuardHook, max_consecutive_skips=3, explosion_ratio=1e4),
+    # checkpoints carry the random state and the data position: a resume is exact
+    exact_resume=dict(type=ExactResumeHook))
 
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
                dist_cfg=dict(backend='nccl'))

@@ -5,7 +5,10 @@ semi-supervised protocol: the first frame's ground-truth masks are the only prom
 ``FirstFrameMaskPrompts``, in training too), the model streams each video frame by frame through
 its memory, ``DAVISMetric`` writes palette PNGs to ``test_evaluator.outfile_dir`` and prints J&F.
 Stage 3's recipe (``stage3_vos``: memory, DPSR, clip-length curriculum) at the tiny model's scale:
-random init, frames at ``processing_size`` px (longer side), clips of 2-3 then 3-4 frames.
+random init, training frames at ``processing_size`` px (longer side), clips of 2-3 then 3-4
+frames; testing at ``test_processing_size`` px. A tracked object's mask is its previous one moved
+by ``LocalMaskWarp`` (local correspondence of learned feature keys and colour patches), which a
+finer test grid follows more precisely.
 
 Default root: the 10-sequence DAVIS-2016 sample ``../shared/data/davis2016`` (binary masks ->
 object 1), split 7 / 3 deterministically: sorted by name, every third sequence from the third
@@ -55,14 +58,22 @@ all_sequences = ('bmx-trees', 'breakdance', 'camel', 'car-roundabout', 'cows', '
 test_sequences = all_sequences[2::3]
 train_sequences = tuple(s for s in all_sequences if s not in test_sequences)
 
-processing_size = 256  # longer side, train and test (480x854 -> 144x256)
+processing_size = 256  # longer side in training (480x854 -> 144x256)
+test_processing_size = 512  # the warp's grid is 4x finer than training's 4 px cells allow
 max_iters = 900
 short_clips, long_clips = (2, 3), (3, 4)
 
 model.class_names = ('object', )  # DAVISDataset's one class-agnostic category
+# Tracked masks = the previous mask moved by local correspondence (LocalMaskWarp), with no learned
+# correction on top: on seven training videos, whatever may change a tracked mask beyond moving it
+# learns those videos' objects by heart (held-out J&F fell below copying the first mask), while the
+# correspondence (key projection, temperature) transfers. The prompted frame keeps the refiner.
+model.panoptic_head.mask_warp = dict(radius=3)
+model.panoptic_head.prompt_refiner.update(propagation_gain=1.0, correct_propagated=False)
 model.panoptic_head.update(num_things_classes=1, num_stuff_classes=0)
 model.panoptic_head.train_cfg.num_points = 1024
-model.data_preprocessor.update(type=VideoSegDataPreprocessor, resize_longest_side=processing_size)
+model.data_preprocessor.update(type=VideoSegDataPreprocessor, resize_longest_side=processing_size,
+                               test_resize_longest_side=test_processing_size)
 
 # seven training videos: scale / crop / colour jitter (shared by the frames of a clip) against
 # learning their objects by heart instead of following the mask prompt

@@ -1,14 +1,16 @@
 """SAM2-compatible automatic mask generation from the object queries (the panoptic path)."""
-from typing import Any, Dict, List, Union
+from typing import Any, Dict, List, Tuple, Union
 
 import numpy as np
+import pycocotools.mask as mask_utils
 import torch
 from sam2.utils.amg import calculate_stability_score, remove_small_regions
 from torchvision.ops import batched_nms, masks_to_boxes
 
-from seg.models.detectors.rapsam import _to_output_res
+from seg.models.utils.mask_geometry import to_output_res
 from seg.utils.rle import mask_to_rle
-from .image_predictor import FastSAM2ImagePredictor, ImageInput
+
+from .image_predictor import UPSAMPLE_CHUNK_ELEMENTS, FastSAM2ImagePredictor, ImageInput
 
 OUTPUT_MODES = ('binary_mask', 'coco_rle')
 
@@ -61,68 +63,71 @@ class FastSAM2AutomaticMaskGenerator:
         """Masks of one RGB image (``np.ndarray`` uint8 ``[H, W, 3]`` or PIL), SAM2's records:
         ``segmentation``, ``area``, ``bbox`` (XYWH), ``predicted_iou``, ``point_coords`` (a point
         inside the mask, ``[[x, y]]``; no prompt point exists), ``stability_score``,
-        ``crop_box`` (the whole image, XYWH), sorted by ``predicted_iou``."""
+        ``crop_box`` (the whole image, XYWH), sorted by ``predicted_iou``.
+
+        Memory: candidates are upsampled to the original size a chunk at a time
+        (``upsample_masks``' chunk) and kept as COCO RLE until the end, so an 8000 x 6000 image
+        never holds the full-size masks of every query; ``'binary_mask'`` output decodes only
+        the masks returned."""
         model = self.predictor.model
         inputs, sample = self.predictor.preprocess(image)
         step = model.decode_objects(model.encode_image(inputs, mode='panoptic'))
         scores = step.obj_cls[0].softmax(-1)[:, :-1].max(-1).values
         keep = scores >= self.pred_iou_thresh
         scores, low = scores[keep], step.obj_mask[0, keep, 0]
-        if not len(scores):
-            return []
-        logits = _to_output_res(low, sample, tuple(inputs.shape[-2:]), rescale=True)
-        stability = calculate_stability_score(logits, self.mask_threshold,
-                                              self.stability_score_offset)
-        keep = stability >= self.stability_score_thresh
-        masks = logits[keep] > self.mask_threshold
-        scores, stability = scores[keep], stability[keep]
-        nonempty = masks.flatten(1).any(1)
-        masks, scores, stability = masks[nonempty], scores[nonempty], stability[nonempty]
-        masks, scores, stability = self._nms(masks, scores, stability)
-        if self.min_mask_region_area > 0 and len(masks):
-            masks, scores, stability = self._clean(masks, scores, stability)
-        return self._records(masks, scores, stability)
+        h, w = sample.ori_shape[:2]
+        chunk = max(1, UPSAMPLE_CHUNK_ELEMENTS // (h * w))
+        cands: List[Tuple[Dict[str, Any], List[float], float, float]] = []
+        for k in range(0, len(low), chunk):
+            logits = to_output_res(low[k:k + chunk], sample, tuple(inputs.shape[-2:]), rescale=True)
+            stability = calculate_stability_score(logits, self.mask_threshold,
+                                                  self.stability_score_offset)
+            for j in range(len(logits)):
+                mask = logits[j] > self.mask_threshold
+                if stability[j] >= self.stability_score_thresh and mask.any():
+                    cands.append(_candidate(mask, float(scores[k + j]), float(stability[j])))
+        cands = self._nms(cands)
+        if self.min_mask_region_area > 0 and cands:
+            cands = self._clean(cands)
+        return self._records(cands, (h, w))
 
-    def _nms(self, masks: torch.Tensor, scores: torch.Tensor, stability: torch.Tensor) -> tuple:
-        if not len(masks):
-            return masks, scores, stability
-        boxes = masks_to_boxes(masks).float()
-        keep = batched_nms(boxes, scores, torch.zeros_like(scores, dtype=torch.long),
+    def _nms(self, cands: List[tuple]) -> List[tuple]:
+        if not cands:
+            return cands
+        boxes = torch.tensor([c[1] for c in cands], dtype=torch.float32)
+        scores = torch.tensor([c[2] for c in cands])
+        keep = batched_nms(boxes, scores, torch.zeros(len(cands), dtype=torch.long),
                            self.box_nms_thresh)
-        return masks[keep], scores[keep], stability[keep]
+        return [cands[i] for i in keep.tolist()]
 
-    def _clean(self, masks: torch.Tensor, scores: torch.Tensor, stability: torch.Tensor) -> tuple:
+    def _clean(self, cands: List[tuple]) -> List[tuple]:
         """SAM2's post-processing: drop small islands and fill small holes, re-run NMS."""
         cleaned = []
-        for m in masks.cpu().numpy():
+        for rle, _, score, stability in cands:
+            m = mask_utils.decode(rle).astype(bool)
             m, _ = remove_small_regions(m, self.min_mask_region_area, mode='holes')
             m, _ = remove_small_regions(m, self.min_mask_region_area, mode='islands')
-            cleaned.append(torch.from_numpy(m))
-        masks = torch.stack(cleaned).to(scores.device)
-        nonempty = masks.flatten(1).any(1)
-        return self._nms(masks[nonempty], scores[nonempty], stability[nonempty])
+            if m.any():
+                cleaned.append(_candidate(torch.from_numpy(m), score, stability))
+        return self._nms(cleaned)
 
-    def _records(self, masks: torch.Tensor, scores: torch.Tensor, stability: torch.Tensor
-                 ) -> List[Dict[str, Any]]:
-        if not len(masks):
-            return []
-        h, w = masks.shape[-2:]
-        boxes = masks_to_boxes(masks).cpu().numpy()
-        areas = masks.flatten(1).sum(1).cpu().tolist()
-        order = scores.argsort(descending=True).cpu().tolist()
-        masks_np = masks.cpu().numpy()
+    def _records(self, cands: List[tuple], hw: Tuple[int, int]) -> List[Dict[str, Any]]:
         records = []
-        for i in order:
-            x1, y1, x2, y2 = boxes[i].tolist()
-            ys, xs = np.nonzero(masks_np[i])
+        for rle, (x1, y1, x2, y2), score, stability in sorted(cands, key=lambda c: -c[2]):
+            mask = mask_utils.decode(rle).astype(bool)
+            ys, xs = np.nonzero(mask)
             mid = len(ys) // 2  # a pixel of the mask (row-major median), as a representative point
-            if self.output_mode == 'coco_rle':
-                segmentation = mask_to_rle(masks_np[i])
-            else:
-                segmentation = masks_np[i]
-            records.append(dict(segmentation=segmentation, area=int(areas[i]),
+            records.append(dict(segmentation=rle if self.output_mode == 'coco_rle' else mask,
+                                area=int(mask_utils.area(rle)),
                                 bbox=[x1, y1, x2 - x1, y2 - y1],  # SAM2's XYWH of the box
-                                predicted_iou=float(scores[i]),
+                                predicted_iou=score,
                                 point_coords=[[float(xs[mid]), float(ys[mid])]],
-                                stability_score=float(stability[i]), crop_box=[0, 0, w, h]))
+                                stability_score=stability, crop_box=[0, 0, hw[1], hw[0]]))
         return records
+
+
+def _candidate(mask: torch.Tensor, score: float, stability: float) -> tuple:
+    """A kept mask as (COCO RLE with str counts, xyxy box as ``masks_to_boxes``, score,
+    stability): compact whatever the image size."""
+    box = masks_to_boxes(mask[None])[0].tolist()
+    return mask_to_rle(mask.cpu().numpy()), box, score, stability

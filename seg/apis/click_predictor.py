@@ -4,6 +4,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from seg.evaluation.interactive import Click
+
 from .image_predictor import DEFAULT_IMAGE_SIZE, FastSAM2ImagePredictor, build_model
 
 
@@ -59,6 +60,7 @@ def build_click_predictor(config: str, checkpoint: Optional[str] = None, device:
                           image_size: Optional[int] = DEFAULT_IMAGE_SIZE, feed_prev_mask: bool = True
                           ) -> ModelClickPredictor:
     """Factory for ``tools/evaluation/eval_interactive.py --predictor
-    seg.apis.click_predictor:build_click_predictor --predictor-kwargs '{"config": ..., "checkpoint": ...}'``."""
+    seg.apis.click_predictor:build_click_predictor \
+    --predictor-kwargs '{"config": ..., "checkpoint": ...}'``."""
     return ModelClickPredictor(FastSAM2ImagePredictor(
         build_model(config, checkpoint, device, image_size)), feed_prev_mask)

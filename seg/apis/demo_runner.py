@@ -23,7 +23,6 @@ paths: from the prompt file's folder, stdin: from the working directory); a 0/1 
 the object's mask, a DAVIS palette PNG with several ids gives the pixels equal to ``obj_id``.
 Several entries for one (frame, object) accumulate (clicks are added), as in a click session.
 """
-import json
 import os
 import queue
 import sys
@@ -42,13 +41,22 @@ from mmdet.visualization.palette import get_palette
 from mmengine.utils import ProgressBar
 from PIL import Image
 
-from seg.evaluation.davis import (VOID_ID, davis_palette, masks_to_id_map, read_davis_png,
-                                  write_davis_png)
-from seg.evaluation.panoptic_quality import rgb2id, write_panoptic_png
+from seg.evaluation.davis import VOID_ID, davis_palette, masks_to_id_map, read_davis_png, write_davis_png
+from seg.evaluation.panoptic_quality import id2rgb, rgb2id
 from seg.utils.atomic_io import atomic_save_png, atomic_write_json
 from seg.utils.realtime_benchmark import latency_stats
 from seg.utils.rle import mask_to_rle
-from .predictor import SegPredictor
+from seg.utils.validation import (
+    check_boxes,
+    check_finite,
+    check_int,
+    check_labels,
+    check_points,
+    load_json_file,
+    loads_json_line,
+)
+
+from .predictor import SegPredictor, nearest_extent, nearest_index
 from .video_io import VideoInput, open_video
 from .video_predictor import FastSAM2VideoPredictor
 from .visualization import draw_panoptic, draw_prompt_result
@@ -142,29 +150,29 @@ def parse_prompt_entry(entry: Any, where: str, frame_hw: Tuple[int, int],
     unknown = sorted(set(entry) - set(ENTRY_KEYS))
     if unknown:
         raise DemoInputError(f'{where}: unknown keys {unknown} (known: {list(ENTRY_KEYS)})')
-    obj_id, frame = entry.get('obj_id'), entry.get('frame', 0)
-    if not _is_int(obj_id) or not 1 <= obj_id <= MAX_OBJ_ID:
-        raise DemoInputError(f'{where}: "obj_id" must be an int in 1..{MAX_OBJ_ID}, got {obj_id!r}')
-    if not _is_int(frame) or frame < 0:
-        raise DemoInputError(f'{where}: "frame" must be an int >= 0, got {frame!r}')
-    spec = PromptSpec(obj_id=obj_id, frame=frame, where=where)
-    if entry.get('points') is not None:
-        pts = _array(entry['points'], where, 'points')
-        if pts.ndim != 2 or pts.shape[1] != 2:
-            raise DemoInputError(f'{where}: "points" must be [[x, y], ...], got {entry["points"]!r}')
-        labels = entry.get('labels', [1] * len(pts))
-        if (not isinstance(labels, list) or len(labels) != len(pts)
-                or any(lab not in (0, 1) or isinstance(lab, bool) for lab in labels)):
-            raise DemoInputError(f'{where}: "labels" must list 1 (positive) or 0 (negative) for each '
-                                 f'of the {len(pts)} points, got {labels!r}')
-        spec.points, spec.labels = pts.tolist(), [int(v) for v in labels]
-    elif 'labels' in entry:
-        raise DemoInputError(f'{where}: "labels" given without "points"')
-    if entry.get('box') is not None:
-        box = _array(entry['box'], where, 'box')
-        if box.shape != (4,):
-            raise DemoInputError(f'{where}: "box" must be [x1, y1, x2, y2], got {entry["box"]!r}')
-        spec.box = _check_box(box.tolist(), where)
+    try:
+        obj_id = check_int(entry.get('obj_id'), f'{where}: "obj_id"', 1, MAX_OBJ_ID)
+        frame = check_int(entry.get('frame', 0), f'{where}: "frame"', 0)
+        spec = PromptSpec(obj_id=obj_id, frame=frame, where=where)
+        if entry.get('points') is not None:
+            pts = check_finite(entry['points'], f'{where}: "points"')
+            if pts.ndim != 2 or pts.shape[1] != 2 or not len(pts):
+                raise ValueError(f'{where}: "points" must be [[x, y], ...], got {entry["points"]!r}')
+            labels = entry.get('labels', [1] * len(pts))
+            labels = check_labels(labels, f'{where}: "labels"', (1, 0))
+            if labels.shape != (len(pts),):
+                raise ValueError(f'{where}: "labels" must list 1 (positive) or 0 (negative) for '
+                                 f'each of the {len(pts)} points, got {entry["labels"]!r}')
+            spec.points, spec.labels = pts.tolist(), labels.tolist()
+        elif 'labels' in entry:
+            raise ValueError(f'{where}: "labels" given without "points"')
+        if entry.get('box') is not None:
+            box = check_finite(entry['box'], f'{where}: "box"')
+            if box.shape != (4,):
+                raise ValueError(f'{where}: "box" must be [x1, y1, x2, y2], got {entry["box"]!r}')
+            spec.box = _check_box(box.tolist(), where)
+    except (TypeError, ValueError) as e:
+        raise DemoInputError(str(e)) from None
     text = entry.get('text')
     if text is not None:
         if not isinstance(text, str) or not text.strip():
@@ -185,32 +193,13 @@ def parse_prompt_entry(entry: Any, where: str, frame_hw: Tuple[int, int],
     return spec
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _array(value: Any, where: str, key: str) -> np.ndarray:
-    try:
-        a = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise DemoInputError(f'{where}: "{key}" must hold numbers, got {value!r}') from None
-    if not np.isfinite(a).all():
-        raise DemoInputError(f'{where}: "{key}" has non-finite values: {value!r}')
-    return a
-
-
 def load_prompts_file(path: PathLike, frame_hw: Tuple[int, int]) -> List[PromptSpec]:
     """A ``--prompts-file`` (JSON list of entries) -> specs; masks are read relative to it."""
     path = Path(path)
-    if not path.is_file():
-        raise DemoInputError(f'--prompts-file not found: {path}')
     try:
-        entries = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DemoInputError(f'--prompts-file {path} is not valid JSON: {e}') from None
-    if not isinstance(entries, list):
-        raise DemoInputError(f'--prompts-file {path}: expected a JSON list of entries, got '
-                             f'{type(entries).__name__}')
+        entries = load_json_file(path, '--prompts-file', expect=list)
+    except (FileNotFoundError, ValueError) as e:
+        raise DemoInputError(str(e)) from None
     return [parse_prompt_entry(e, f'{path.name} entry {i}', frame_hw, path.parent)
             for i, e in enumerate(entries)]
 
@@ -221,9 +210,9 @@ def parse_prompt_line(line: str, where: str, frame_hw: Tuple[int, int]) -> Optio
     if not line or line.startswith('#'):
         return None
     try:
-        entry = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise DemoInputError(f'{where}: not a JSON object ({e}): {line!r}') from None
+        entry = loads_json_line(line, where)
+    except ValueError as e:
+        raise DemoInputError(str(e)) from None
     return parse_prompt_entry(entry, where, frame_hw, os.getcwd())
 
 
@@ -252,16 +241,20 @@ def read_id_masks(path: PathLike, frame_hw: Tuple[int, int], what: str = '--firs
 
 def check_specs(specs: Sequence[PromptSpec], frame_hw: Tuple[int, int],
                 num_frames: Optional[int] = None) -> None:
-    """Every point and box inside the frame, every frame index inside the video."""
-    h, w = frame_hw
+    """Every point and box inside the frame (clipped just outside it, see
+    ``seg.utils.validation``), every frame index inside the video."""
     for s in specs:
         if num_frames is not None and s.frame >= num_frames:
             raise DemoInputError(f'{s.where}: frame {s.frame} is past the end of the video '
                                  f'({num_frames} frames)')
-        corners = s.points + ([] if s.box is None else [s.box[:2], s.box[2:]])
-        bad = [c for c in corners if not (0 <= c[0] <= w and 0 <= c[1] <= h)]
-        if bad:
-            raise DemoInputError(f'{s.where}: point {bad[0]} lies outside the {w}x{h} image')
+        try:
+            if s.points:
+                s.points = check_points(s.points, s.labels, frame_hw, f'{s.where}: point',
+                                        allowed_labels=(1, 0))[0][0].tolist()
+            if s.box is not None:
+                s.box = check_boxes(s.box, frame_hw, f'{s.where}: box')[0].tolist()
+        except ValueError as e:
+            raise DemoInputError(str(e)) from None
 
 
 # ---------------------------------------------------------------------- live prompts (stdin)
@@ -395,16 +388,23 @@ def run_interactive_image(predictor: SegPredictor, image_bgr: np.ndarray, specs:
 
 
 def panoptic_to_coco(pan: np.ndarray, class_names: Sequence[str], num_things: int,
-                     seed: int = 0) -> Tuple[np.ndarray, List[Dict[str, Any]]]:
+                     seed: int = 0, out_hw: Optional[Tuple[int, int]] = None
+                     ) -> Tuple[np.ndarray, List[Dict[str, Any]]]:
     """mmdet's panoptic map (``label + instance * INSTANCE_OFFSET``, label ``len(class_names)``
-    void) -> COCO panoptic segment ids and ``segments_info``.
+    void) -> COCO panoptic segment ids (at ``pan``'s size) and ``segments_info``.
 
     Each segment's id is an RGB colour (``rgb2id``) near its class's palette colour, so the
-    PNG is a readable colour map; ``category_id`` is the model's class index."""
+    PNG is a readable colour map; ``category_id`` is the model's class index. ``out_hw``: the
+    size the ids are written at (nearest upsampling, ``upsample_nearest``); areas and boxes are
+    exact at that size, computed on ``pan`` (a full-size map is never needed)."""
     num_classes = len(class_names)
     palette = get_palette('random', num_classes)
     rng = np.random.default_rng(seed)
     values, inverse = np.unique(pan, return_inverse=True)
+    inverse = inverse.reshape(pan.shape)
+    h, w = pan.shape
+    rows, cols = (nearest_index(n, m) for n, m in zip((h, w), out_hw or (h, w)))
+    row_count, col_count = (np.bincount(i.numpy(), minlength=n) for i, n in ((rows, h), (cols, w)))
     new_ids = np.zeros(len(values), dtype=np.int64)  # 0 = VOID
     used, segments = {0}, []
     for k, value in enumerate(values.tolist()):
@@ -418,29 +418,49 @@ def panoptic_to_coco(pan: np.ndarray, class_names: Sequence[str], num_things: in
             seg_id = int(rgb2id(color[None, None])[0, 0])
         used.add(seg_id)
         new_ids[k] = seg_id
-        m = (inverse == k).reshape(pan.shape)
-        ys, xs = np.nonzero(m)
+        ys, xs = np.nonzero(inverse == k)
+        area = int((row_count[ys] * col_count[xs]).sum())
+        y0, y1 = nearest_extent(rows, int(ys.min()), int(ys.max()))
+        x0, x1 = nearest_extent(cols, int(xs.min()), int(xs.max()))
         segments.append(dict(id=seg_id, category_id=int(label), category_name=class_names[label],
-                             isthing=int(label < num_things), area=int(m.sum()),
-                             bbox=[int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1),
-                                   int(ys.max() - ys.min() + 1)]))
-    return new_ids[inverse].reshape(pan.shape), segments
+                             isthing=int(label < num_things), area=area,
+                             bbox=[x0, y0, x1 - x0, y1 - y0]))
+    return new_ids[inverse], segments
+
+
+def upsample_nearest(a: np.ndarray, out_hw: Tuple[int, int]) -> np.ndarray:
+    """``[h, w, ...]`` -> ``[H, W, ...]`` by nearest pixel centres (allocates the output only)."""
+    if tuple(a.shape[:2]) == tuple(out_hw):
+        return a
+    rows, cols = (nearest_index(n, m).numpy() for n, m in zip(a.shape[:2], out_hw))
+    return np.take(np.take(a, rows, axis=0), cols, axis=1)  # rows first: a small intermediate
 
 
 def run_panoptic(predictor: SegPredictor, image_bgr: np.ndarray, out_stem: PathLike
                  ) -> Dict[str, Any]:
-    """Panoptic segmentation -> ``<out_stem>.png`` (COCO panoptic colour map),
-    ``<out_stem>_overlay.png`` and ``<out_stem>.json`` (``segments_info`` with names)."""
-    result, ms = _timed(lambda: predictor.panoptic(image_bgr), predictor.image_predictor.device)
+    """Panoptic segmentation -> ``<out_stem>.png`` (COCO panoptic colour map, input size),
+    ``<out_stem>_overlay.png`` and ``<out_stem>.json`` (``segments_info`` with names).
+
+    Memory scales with the processing size: the map is fused at ``SegPredictor.panoptic``'s
+    fusion size and only the RGB PNG is made at the input size; the overlay is drawn at the
+    fusion size and resized to the input size."""
+    result, ms = _timed(lambda: predictor.panoptic(image_bgr, rescale=False),
+                        predictor.image_predictor.device)
     pan = result.pred_panoptic_seg.sem_seg[0].cpu().numpy().astype(np.int64)
     num_things = getattr(predictor.model.panoptic_fusion_head, 'num_things_classes',
                          len(predictor.class_names))
-    ids, segments = panoptic_to_coco(pan, predictor.class_names, num_things)
-    out_stem = Path(out_stem)
-    write_panoptic_png(ids, out_stem.with_suffix('.png'))
-    _write_png(draw_panoptic(image_bgr, result, predictor.class_names),
-               out_stem.with_name(out_stem.name + '_overlay.png'))
     h, w = image_bgr.shape[:2]
+    ids, segments = panoptic_to_coco(pan, predictor.class_names, num_things, out_hw=(h, w))
+    out_stem = Path(out_stem)
+    atomic_save_png(Image.fromarray(upsample_nearest(id2rgb(ids), (h, w))),
+                    out_stem.with_suffix('.png'))
+    if pan.shape == (h, w):
+        overlay = draw_panoptic(image_bgr, result, predictor.class_names)
+    else:  # drawn at the fusion size (the drawer holds a mask per segment), shown at input size
+        small = cv2.resize(image_bgr, pan.shape[::-1], interpolation=cv2.INTER_AREA)
+        overlay = cv2.resize(draw_panoptic(small, result, predictor.class_names), (w, h),
+                             interpolation=cv2.INTER_LINEAR)
+    _write_png(overlay, out_stem.with_name(out_stem.name + '_overlay.png'))
     summary = dict(task='panoptic', height=h, width=w, file_name=out_stem.with_suffix('.png').name,
                    segments_info=segments, latency=print_latency([ms], 'image'))
     atomic_write_json(summary, out_stem.with_suffix('.json'))

@@ -26,9 +26,17 @@ from mmengine.structures import InstanceData
 from PIL import Image
 
 import seg  # noqa: F401  (registration)
-from seg.models.detectors.rapsam import _image_region, _to_output_res
+from seg.models.utils.mask_geometry import image_region, to_output_res
 from seg.registry import MODELS
 from seg.structures import scale_prompts
+from seg.utils.validation import (
+    DEFAULT_MAX_INPUT_PIXELS,
+    check_boxes,
+    check_finite,
+    check_image,
+    check_mask,
+    check_points,
+)
 
 ImageInput = Union[np.ndarray, Image.Image]
 ArrayLike = Union[np.ndarray, Sequence, torch.Tensor]
@@ -53,11 +61,20 @@ class FastSAM2ImagePredictor:
     Args:
         model: a built ``RapSAM`` (weights loaded); see ``from_config``.
         mask_threshold: logit threshold of the binary masks (``return_logits=False``).
+        max_input_pixels: images above this many pixels are rejected (None: no cap); see
+            ``seg.utils.validation``.
+
+    Inputs are checked by ``seg.utils.validation`` (its docstring has the policy: NaN / inf
+    prompts are rejected, points and box corners slightly outside the image are clipped, farther
+    ones rejected). Memory: binary masks are upsampled to the original size one at a time, so a
+    huge input costs one float map plus the boolean masks returned.
     """
 
-    def __init__(self, model: torch.nn.Module, mask_threshold: float = 0.0) -> None:
+    def __init__(self, model: torch.nn.Module, mask_threshold: float = 0.0,
+                 max_input_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS) -> None:
         self.model = model.eval()
         self.mask_threshold = mask_threshold
+        self.max_input_pixels = max_input_pixels
         self._warned_single = False
         self.reset_predictor()
 
@@ -105,14 +122,16 @@ class FastSAM2ImagePredictor:
         self._is_batch = True
 
     @torch.no_grad()
-    def preprocess(self, image: ImageInput, name: str = 'image'
+    def preprocess(self, image: ImageInput, name: str = 'image', bgr: bool = False
                    ) -> Tuple[torch.Tensor, DetDataSample]:
-        """One RGB image -> the normalised, resized, padded network input ``[1, 3, H', W']`` on
-        the model's device and its sample (``img_shape``, ``ori_shape``, ``scale_factor``)."""
-        rgb = _rgb_array(image, name)
-        # the preprocessor expects the loader's BGR order (see the class docstring)
-        bgr = torch.from_numpy(np.ascontiguousarray(rgb[..., ::-1].transpose(2, 0, 1)))
-        return self.model.preprocess_frame(bgr.to(self.device))
+        """One RGB image (``bgr``: a BGR array, as mmcv loads it) -> the normalised, resized,
+        padded network input ``[1, 3, H', W']`` on the model's device and its sample
+        (``img_shape``, ``ori_shape``, ``scale_factor``)."""
+        img = check_image(image, name, self.max_input_pixels, order='BGR' if bgr else 'RGB')
+        # the preprocessor expects the loader's BGR order (see the class docstring); one host
+        # copy into [3, H, W] whatever the input order
+        chw = (img if bgr else img[..., ::-1]).transpose(2, 0, 1)
+        return self.model.preprocess_frame(torch.from_numpy(np.ascontiguousarray(chw)).to(self.device))
 
     def _set(self, images: List[ImageInput]) -> None:
         self.reset_predictor()
@@ -234,7 +253,7 @@ class FastSAM2ImagePredictor:
         self._require_image()
         h, w = self._samples[img_idx].ori_shape[:2]
         sx, sy = self._samples[img_idx].scale_factor
-        c = torch.as_tensor(np.asarray(coords, dtype=np.float32), device=self.device)
+        c = torch.as_tensor(check_finite(coords, 'coords'), device=self.device)
         if normalize:
             c = c * c.new_tensor([w, h])
         return c * c.new_tensor([sx, sy])
@@ -245,10 +264,8 @@ class FastSAM2ImagePredictor:
         inside), for re-prompting with a mask from elsewhere."""
         self._require_image()
         sample = self._samples[img_idx]
-        m = torch.as_tensor(np.asarray(mask), device=self.device).float()
-        if tuple(m.shape) != tuple(sample.ori_shape[:2]):
-            raise ValueError(f'mask_to_low_res: mask must be [H, W] = {tuple(sample.ori_shape[:2])} '
-                             f'(the image size), got {tuple(m.shape)}')
+        m = check_mask(mask, 'mask_to_low_res: mask', tuple(sample.ori_shape[:2]))
+        m = torch.as_tensor(m, device=self.device).float()
         full = _image_masks_to_input(m[None], sample, self._input_hw)
         low = F.interpolate(full[:, None], size=self.low_res_hw, mode='area')[:, 0]
         return (torch.where(low >= 0.5, MASK_LOGIT, -MASK_LOGIT)).cpu().numpy()
@@ -263,14 +280,12 @@ class FastSAM2ImagePredictor:
         (for ``seg.apis.draw_prompt_result``)."""
         self._require_image()
         sample = self._samples[img_idx]
+        prompts = _checked_instances(prompts, tuple(sample.ori_shape[:2]))
         sx, sy = sample.scale_factor
         scaled = scale_prompts(prompts, sx, sy).to(self.device)
         if 'masks' in scaled:
-            m = scaled.masks
-            if tuple(m.shape[-2:]) != tuple(sample.ori_shape[:2]):
-                raise ValueError(f'mask prompts {tuple(m.shape)} must have the image size '
-                                 f'{tuple(sample.ori_shape[:2])}')
-            scaled.masks = _image_masks_to_input(m.float(), sample, self._input_hw)
+            check_mask(scaled.masks, 'mask prompts', tuple(sample.ori_shape[:2]), ndim=3)
+            scaled.masks = _image_masks_to_input(scaled.masks.float(), sample, self._input_hw)
         batch = [None] * len(self._samples)
         batch[img_idx] = scaled
         with torch.no_grad():
@@ -280,7 +295,7 @@ class FastSAM2ImagePredictor:
             low, scores = self._outputs(final, multimask_output)
             best = scores.argmax(1)
             rows = torch.arange(len(low), device=low.device)
-            logits = _to_output_res(low[rows, best], sample, self._input_hw, rescale=True)
+            logits = to_output_res(low[rows, best], sample, self._input_hw, rescale=True)
         result = DetDataSample(metainfo=sample.metainfo)
         result.prompts = scaled
         result.pred_instances = InstanceData(
@@ -332,9 +347,9 @@ class FastSAM2ImagePredictor:
             images = [i for i, p in enumerate(prompts) if p is not None]
             for i, lo, sc in zip(images, low.split(counts), scores.split(counts)):
                 n, c = lo.shape[:2]
-                up = _to_output_res(lo.flatten(0, 1), self._samples[i], self._input_hw, True)
-                up = up.view(n, c, *up.shape[-2:])
-                results.append((up if return_logits else up > self.mask_threshold, sc, lo))
+                up = upsample_masks(lo.flatten(0, 1), self._samples[i], self._input_hw,
+                                    None if return_logits else self.mask_threshold)
+                results.append((up.view(n, c, *up.shape[-2:]), sc, lo))
         if len(images) == len(prompts):
             return results
         out = [None] * len(prompts)
@@ -346,49 +361,22 @@ class FastSAM2ImagePredictor:
                       normalize_coords: bool) -> Tuple[InstanceData, Set[str]]:
         """Validate SAM2-style prompts (numpy / lists / tensors) of one image and move them to
         the network-input frame."""
-        where = f'image {img_idx}' if len(self._samples) > 1 else 'the image'
         h, w = self._samples[img_idx].ori_shape[:2]
-        limit = np.array([1.0, 1.0] if not normalize_coords else [w, h], dtype=np.float32)
-        unit = 'normalised 0..1' if not normalize_coords else f'pixels (width {w}, height {h})'
+        normalized = not normalize_coords
+        where = f' of image {img_idx}' if len(self._samples) > 1 else ''
         sizes = {}
         pts = labels = boxes = masks = None
         if point_coords is not None:
-            pts = _float_array(point_coords, 'point_coords')
-            if pts.ndim == 2:
-                pts = pts[None]
-            if pts.ndim != 3 or pts.shape[-1] != 2:
-                raise ValueError(f'point_coords must be [N, 2] or [B, N, 2], got '
-                                 f'{tuple(np.shape(point_coords))}')
-            if point_labels is None:
-                raise ValueError('point_coords given without point_labels')
-            labels = _numpy(point_labels)
-            labels = labels[None] if labels.ndim == 1 else labels
-            if labels.shape != pts.shape[:2]:
-                raise ValueError(f'point_labels must have one label per point '
-                                 f'{tuple(pts.shape[:2])}, got {tuple(np.shape(point_labels))}')
-            if not np.isin(labels, (-1, 0, 1)).all():
-                raise ValueError(f'point_labels must be 1 (positive), 0 (negative) or -1 '
-                                 f'(padding), got {sorted(set(labels.flatten().tolist()))}')
-            real = labels >= 0
-            bad = real & ((pts < 0) | (pts > limit)).any(-1)
-            if bad.any():
-                raise ValueError(f'point_coords {pts[bad].tolist()} lie outside {where}: '
-                                 f'coordinates are {unit}')
+            pts, labels = check_points(point_coords, point_labels, (h, w), 'point_coords' + where,
+                                       normalized)
             sizes['point_coords'] = len(pts)
         elif point_labels is not None:
             raise ValueError('point_labels given without point_coords')
         if box is not None:
-            boxes = _float_array(box, 'box')
-            boxes = boxes[None] if boxes.ndim == 1 else boxes
-            if boxes.ndim != 2 or boxes.shape[1] != 4:
-                raise ValueError(f'box must be [4] or [B, 4] xyxy, got {tuple(np.shape(box))}')
-            if ((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])).any():
-                raise ValueError(f'box must be xyxy with x2 >= x1 and y2 >= y1, got {boxes.tolist()}')
-            if ((boxes < 0) | (boxes > np.tile(limit, 2))).any():
-                raise ValueError(f'box {boxes.tolist()} lies outside {where}: coordinates are {unit}')
+            boxes = check_boxes(box, (h, w), 'box' + where, normalized)
             sizes['box'] = len(boxes)
         if mask_input is not None:
-            masks = _float_array(mask_input, 'mask_input')
+            masks = check_finite(mask_input, 'mask_input' + where)
             masks = masks[None] if masks.ndim == 3 else masks
             grid = self.low_res_hw
             if masks.ndim != 4 or masks.shape[1] != 1 or tuple(masks.shape[-2:]) != grid:
@@ -398,7 +386,9 @@ class FastSAM2ImagePredictor:
             sizes['mask_input'] = len(masks)
         texts = None
         if text is not None:
-            texts = [text] if isinstance(text, str) else [str(t) for t in text]
+            texts = [text] if isinstance(text, str) else list(text)
+            if not all(isinstance(t, str) for t in texts):
+                raise TypeError(f'text{where} must be a str or a list of str, got {text!r:.200}')
             sizes['text'] = len(texts)
         if not sizes:
             raise ValueError('predict needs at least one of point_coords, box, mask_input, text')
@@ -437,7 +427,7 @@ class FastSAM2ImagePredictor:
         if masks is not None:
             # low-res logits -> the binary mask prompt on the mask grid (the encoder's resolution);
             # the padding of the input is never part of it
-            inside = _image_region(self._samples[img_idx], self._input_hw, self.low_res_hw, device)
+            inside = image_region(self._samples[img_idx], self._input_hw, self.low_res_hw, device)
             out.masks = ((torch.as_tensor(masks, device=device)[:, 0] > 0) & inside).float()
             types.add('mask')
         if texts is not None:
@@ -445,6 +435,27 @@ class FastSAM2ImagePredictor:
             if any(texts):
                 types.add('text')
         return out, types
+
+
+def _checked_instances(prompts: InstanceData, hw: Tuple[int, int]) -> InstanceData:
+    """``build_prompts`` fields validated against the image (``seg.utils.validation``): finite
+    points and boxes, clipped just outside the image, rejected farther out."""
+    if not isinstance(prompts, InstanceData):
+        raise TypeError(f'prompts must be an InstanceData (seg.structures.build_prompts), got '
+                        f'{type(prompts).__name__}')
+    out = prompts.clone()
+    if 'points' in out and out.points.numel():
+        pts, _ = check_points(out.points, out.point_labels, hw, 'prompts.points',
+                              labels_name='prompts.point_labels')
+        out.points = torch.as_tensor(pts, device=out.points.device)
+    if 'bboxes' in out and len(out):
+        valid = out.box_valid.bool() if 'box_valid' in out else torch.ones(len(out), dtype=torch.bool)
+        boxes = out.bboxes.clone()
+        if valid.any():
+            boxes[valid] = torch.as_tensor(check_boxes(out.bboxes[valid], hw, 'prompts.bboxes'),
+                                           device=boxes.device)
+        out.bboxes = boxes
+    return out
 
 
 def build_model(config: Union[str, Config], checkpoint: Optional[str] = None, device: str = 'cpu',
@@ -459,7 +470,8 @@ def build_model(config: Union[str, Config], checkpoint: Optional[str] = None, de
     if cfg_options:
         config.merge_from_dict(cfg_options)
     model_cfg = config.model
-    model_cfg.data_preprocessor.resize_longest_side = image_size
+    # the predictor's size is the one size: a config's separate test size does not apply
+    model_cfg.data_preprocessor.update(resize_longest_side=image_size, test_resize_longest_side=None)
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
     model = MODELS.build(model_cfg)
@@ -474,31 +486,24 @@ def build_model(config: Union[str, Config], checkpoint: Optional[str] = None, de
     return model.to(device).eval()
 
 
-def _rgb_array(image: ImageInput, name: str) -> np.ndarray:
-    if isinstance(image, Image.Image):
-        return np.asarray(image.convert('RGB'))
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f'{name} must be an RGB np.ndarray [H, W, 3] uint8 or a PIL image, got '
-                        f'{type(image).__name__}')
-    if image.dtype != np.uint8:
-        raise ValueError(f'{name} must be uint8 (0..255), got dtype {image.dtype}')
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f'{name} must be RGB [H, W, 3], got shape {image.shape}')
-    return image
+# float elements upsampled at once by ``upsample_masks`` (256 MB): a 1080p batch of candidates
+# goes in one call, an 8000 x 6000 image one mask at a time
+UPSAMPLE_CHUNK_ELEMENTS = 64 * 2 ** 20
 
 
-def _numpy(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-
-
-def _float_array(x, name: str) -> np.ndarray:
-    a = _numpy(x)
-    if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-        raise ValueError(f'{name} must be numeric, got dtype {a.dtype}')
-    a = a.astype(np.float32)
-    if not np.isfinite(a).all():
-        raise ValueError(f'{name} has non-finite values')
-    return a
+def upsample_masks(low: torch.Tensor, sample: DetDataSample, input_hw: Tuple[int, int],
+                   threshold: Optional[float] = None) -> torch.Tensor:
+    """Low-res mask logits ``[N, h, w]`` -> the original image size (``sample.ori_shape``): float
+    logits, or with ``threshold`` bool masks, made in chunks of ``UPSAMPLE_CHUNK_ELEMENTS`` so
+    the float working memory stays bounded whatever N and the image size."""
+    if threshold is None:
+        return to_output_res(low, sample, input_hw, rescale=True)
+    h, w = sample.ori_shape[:2]
+    out = torch.empty((len(low), h, w), dtype=torch.bool, device=low.device)
+    step = max(1, UPSAMPLE_CHUNK_ELEMENTS // (h * w))
+    for k in range(0, len(low), step):
+        out[k:k + step] = to_output_res(low[k:k + step], sample, input_hw, rescale=True) > threshold
+    return out
 
 
 def _image_masks_to_input(masks: torch.Tensor, sample: DetDataSample,

@@ -12,7 +12,10 @@ kept in a small LRU cache of ``cache_size`` processed frames. ``decode_count`` c
 - ``StreamSource``: an iterator of RGB arrays (e.g. a camera), read forwards only; its length
   is unknown until it ends.
 
-``open_video`` picks the source for a path, list or iterator.
+``open_video`` picks the source for a path, list or iterator. Frames are checked by
+``seg.utils.validation.check_image`` (``uint8 [H, W, 3]``, at most ``max_pixels``); a folder frame
+that is corrupt or truncated, a video frame the decoder cannot read, or a frame of another size
+than the first raises a ValueError naming the source and the frame.
 """
 from collections import OrderedDict
 from pathlib import Path
@@ -21,21 +24,12 @@ from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, 
 import cv2
 import numpy as np
 
+from seg.utils.validation import DEFAULT_MAX_INPUT_PIXELS, check_file, check_image, check_int, read_image_file
+
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.webm', '.mov', '.mkv')
 FrameTransform = Callable[[np.ndarray], Any]
 VideoInput = Union[str, Path, Sequence[np.ndarray], np.ndarray, Iterator[np.ndarray], 'VideoSource']
-
-
-def check_rgb_frame(frame: Any, where: str) -> np.ndarray:
-    """``frame`` as a contiguous RGB ``uint8 [H, W, 3]`` array, or a ValueError naming ``where``."""
-    if not (isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3
-            and frame.dtype == np.uint8):
-        desc = f'{frame.dtype} {frame.shape}' if isinstance(frame, np.ndarray) else type(frame).__name__
-        raise ValueError(f'{where}: a frame must be an RGB uint8 array [H, W, 3], got {desc}')
-    if frame.shape[0] == 0 or frame.shape[1] == 0:
-        raise ValueError(f'{where}: empty frame {frame.shape}')
-    return np.ascontiguousarray(frame)
 
 
 class VideoSource:
@@ -46,10 +40,10 @@ class VideoSource:
     """
 
     def __init__(self, name: str, transform: Optional[FrameTransform] = None,
-                 cache_size: int = 4) -> None:
-        if cache_size < 1:
-            raise ValueError(f'{name}: cache_size must be >= 1, got {cache_size}')
+                 cache_size: int = 4, max_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS) -> None:
+        check_int(cache_size, f'{name}: cache_size', min_value=1)
         self.name = name
+        self.max_pixels = max_pixels
         self.transform = transform
         self.cache_size = cache_size
         self.decode_count = 0
@@ -103,13 +97,11 @@ class VideoSource:
 
     def read_frame(self, idx: int) -> np.ndarray:
         """Decode frame ``idx`` (RGB ``uint8 [H, W, 3]``), bypassing the cache."""
-        if not isinstance(idx, (int, np.integer)) or isinstance(idx, bool):
-            raise TypeError(f'{self.name}: frame index must be an int, got {idx!r}')
-        idx = int(idx)
+        idx = check_int(idx, f'{self.name}: frame index')
         if not self.has_frame(idx):
             total = 'unknown' if self._num_frames is None else self._num_frames
             raise IndexError(f'{self.name}: frame index {idx} out of range (frames: {total})')
-        frame = check_rgb_frame(self._decode(idx), f'{self.name} frame {idx}')
+        frame = check_image(self._decode(idx), f'{self.name} frame {idx}', self.max_pixels)
         self.decode_count += 1
         if self._size is None:
             self._size = frame.shape[:2]
@@ -133,9 +125,9 @@ class ImageFolderSource(VideoSource):
     """JPEG / PNG frames of a folder, in file-name order (``00000.jpg``, ``00001.jpg``, ...)."""
 
     def __init__(self, folder: Union[str, Path], transform: Optional[FrameTransform] = None,
-                 cache_size: int = 4) -> None:
+                 cache_size: int = 4, max_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS) -> None:
         folder = Path(folder)
-        super().__init__(f'frame folder {folder}', transform, cache_size)
+        super().__init__(f'frame folder {folder}', transform, cache_size, max_pixels)
         if not folder.is_dir():
             raise FileNotFoundError(f'frame folder not found: {folder}')
         self.files = sorted(p for p in folder.iterdir()
@@ -145,11 +137,8 @@ class ImageFolderSource(VideoSource):
         self._num_frames = len(self.files)
 
     def _decode(self, idx: int) -> np.ndarray:
-        path = self.files[idx]
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise ValueError(f'{self.name}: cannot read image {path}')
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        # fully decoded: a truncated JPEG is an error, not a frame with a grey bottom
+        return read_image_file(self.files[idx], f'{self.name}: frame {idx}', self.max_pixels)
 
 
 class VideoFileSource(VideoSource):
@@ -157,12 +146,10 @@ class VideoFileSource(VideoSource):
     other index seeks (``CAP_PROP_POS_FRAMES``)."""
 
     def __init__(self, path: Union[str, Path], transform: Optional[FrameTransform] = None,
-                 cache_size: int = 4) -> None:
+                 cache_size: int = 4, max_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS) -> None:
         path = Path(path)
-        super().__init__(f'video {path}', transform, cache_size)
-        if not path.is_file():
-            raise FileNotFoundError(f'video file not found: {path}')
-        self.path = path
+        super().__init__(f'video {path}', transform, cache_size, max_pixels)
+        self.path = check_file(path, 'video file')
         self._cap = cv2.VideoCapture(str(path))
         if not self._cap.isOpened():
             raise ValueError(f'cannot open video {path} (not a video OpenCV can decode)')
@@ -201,8 +188,9 @@ class FrameListSource(VideoSource):
     """Frames the caller holds: a list of RGB ``uint8 [H, W, 3]`` arrays (or one ``[T, H, W, 3]``)."""
 
     def __init__(self, frames: Union[Sequence[np.ndarray], np.ndarray],
-                 transform: Optional[FrameTransform] = None, cache_size: int = 4) -> None:
-        super().__init__('frame list', transform, cache_size)
+                 transform: Optional[FrameTransform] = None, cache_size: int = 4,
+                 max_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS) -> None:
+        super().__init__('frame list', transform, cache_size, max_pixels)
         if len(frames) == 0:
             raise ValueError('frame list: no frames')
         self.frames = frames
@@ -217,8 +205,8 @@ class StreamSource(VideoSource):
     available while they are in the cache)."""
 
     def __init__(self, frames: Iterable[np.ndarray], transform: Optional[FrameTransform] = None,
-                 cache_size: int = 4) -> None:
-        super().__init__('frame stream', transform, cache_size)
+                 cache_size: int = 4, max_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS) -> None:
+        super().__init__('frame stream', transform, cache_size, max_pixels)
         self._iter = iter(frames)
         self._pulled = 0  # frames taken from the iterator
         self._last: Optional[np.ndarray] = None  # the last pulled frame
@@ -251,7 +239,8 @@ class StreamSource(VideoSource):
 
 
 def open_video(video: VideoInput, transform: Optional[FrameTransform] = None,
-               cache_size: int = 4) -> VideoSource:
+               cache_size: int = 4, max_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS
+               ) -> VideoSource:
     """The source for ``video``: a frame folder or video file path, a list / array of RGB frames,
     an iterator of frames, or a ``VideoSource`` (returned as is)."""
     if isinstance(video, VideoSource):
@@ -259,20 +248,20 @@ def open_video(video: VideoInput, transform: Optional[FrameTransform] = None,
     if isinstance(video, (str, Path)):
         path = Path(video)
         if path.is_dir():
-            return ImageFolderSource(path, transform, cache_size)
+            return ImageFolderSource(path, transform, cache_size, max_pixels)
         if not path.exists():
             raise FileNotFoundError(f'video not found: {path}')
         if path.suffix.lower() in VIDEO_EXTENSIONS:
-            return VideoFileSource(path, transform, cache_size)
+            return VideoFileSource(path, transform, cache_size, max_pixels)
         raise ValueError(f'unsupported video {path}: give a folder of {"/".join(IMAGE_EXTENSIONS)} '
                          f'frames or a {"/".join(VIDEO_EXTENSIONS)} file')
     if isinstance(video, (list, tuple, np.ndarray)):
-        return FrameListSource(video, transform, cache_size)
+        return FrameListSource(video, transform, cache_size, max_pixels)
     if hasattr(video, '__next__'):
-        return StreamSource(video, transform, cache_size)
+        return StreamSource(video, transform, cache_size, max_pixels)
     raise TypeError(f'video must be a path, a list of RGB frames, an iterator of frames or a '
                     f'VideoSource, got {type(video).__name__}')
 
 
 __all__ = ['VideoSource', 'ImageFolderSource', 'VideoFileSource', 'FrameListSource', 'StreamSource',
-           'open_video', 'check_rgb_frame', 'IMAGE_EXTENSIONS', 'VIDEO_EXTENSIONS']
+           'open_video', 'IMAGE_EXTENSIONS', 'VIDEO_EXTENSIONS']

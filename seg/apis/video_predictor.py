@@ -21,7 +21,13 @@ removed) get ``NO_OBJ_SCORE`` logits, as in SAM2.
 
 Streaming (a camera): ``start_stream`` then ``track(state, frame)`` per frame; prompts go on the
 current frame (``state.frame_idx``) between frames and take effect at once. Only the current
-frame and the bounded memory are held.
+frame and the bounded memory are held. A stream has ONE frame size, set by its first frame: a
+frame of another size is rejected with a ValueError naming both sizes (the memory holds features
+of the first size; start a new stream, ``start_stream``, for the new size).
+
+Inputs are checked by ``seg.utils.validation`` (points / boxes: NaN / inf rejected, slightly
+outside the frame clipped, farther rejected; labels 1 / 0; masks of the video size; frames
+``uint8 [H, W, 3]`` up to ``max_input_pixels``).
 """
 import dataclasses
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -36,8 +42,17 @@ from mmengine.structures import InstanceData
 from seg.models.data_preprocessor.prompt_utils import pad_prompt_masks
 from seg.models.detectors.streaming_tracker import StreamingTracker
 from seg.structures import build_prompts
+from seg.utils.validation import (
+    DEFAULT_MAX_INPUT_PIXELS,
+    check_boxes,
+    check_image,
+    check_int,
+    check_mask,
+    check_points,
+)
+
 from .image_predictor import DEFAULT_IMAGE_SIZE, build_model
-from .video_io import VideoInput, VideoSource, check_rgb_frame, open_video
+from .video_io import VideoInput, VideoSource, open_video
 
 NO_OBJ_SCORE = -1024.0  # SAM2's mask logit for "the object has no mask on this frame"
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence]
@@ -103,9 +118,11 @@ class FastSAM2VideoPredictor:
     Args:
         model: a built ``RapSAM`` with a streaming memory (``memory=``), weights loaded.
         cache_size: processed frames each video keeps (``init_state`` may override it).
+        max_input_pixels: frames above this many pixels are rejected (None: no cap).
     """
 
-    def __init__(self, model: torch.nn.Module, cache_size: int = 4) -> None:
+    def __init__(self, model: torch.nn.Module, cache_size: int = 4,
+                 max_input_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS) -> None:
         if not hasattr(model, 'track_step'):
             raise TypeError(f'FastSAM2VideoPredictor needs a RapSAM model, got {type(model).__name__}')
         if model.memory_cfg is None:
@@ -113,15 +130,19 @@ class FastSAM2VideoPredictor:
                              '...); use a FastSAM2 config (e.g. configs/fastsam2/model_fastsam2_tiny.py)')
         self.model = model.eval()
         self.cache_size = cache_size
+        self.max_input_pixels = max_input_pixels
 
     @classmethod
     def from_config(cls, config: Union[str, Config], checkpoint: Optional[str] = None,
                     device: str = 'cpu', image_size: Optional[int] = DEFAULT_IMAGE_SIZE,
-                    cfg_options: Optional[dict] = None) -> 'FastSAM2VideoPredictor':
+                    cfg_options: Optional[dict] = None,
+                    max_input_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS
+                    ) -> 'FastSAM2VideoPredictor':
         """Build the config's model (``image_predictor.build_model``: a LOCAL checkpoint, None
         keeps the random init with a warning; ``image_size``: the longer side frames are resized
         to on the device, None: as given; ``cfg_options`` merged into the config)."""
-        return cls(build_model(config, checkpoint, device, image_size, cfg_options))
+        return cls(build_model(config, checkpoint, device, image_size, cfg_options),
+                   max_input_pixels=max_input_pixels)
 
     @property
     def device(self) -> torch.device:
@@ -134,7 +155,8 @@ class FastSAM2VideoPredictor:
         """A new state for ``video``: a folder of JPEG / PNG frames, an mp4 / avi / webm file, a
         list of RGB ``uint8 [H, W, 3]`` frames, an iterator of them (forward propagation only) or
         a ``VideoSource``. Only the first frame is decoded now."""
-        source = open_video(video, cache_size=cache_size or self.cache_size)
+        source = open_video(video, cache_size=cache_size or self.cache_size,
+                            max_pixels=self.max_input_pixels)
         source.transform = lambda frame: self._process(frame, offload_to_cpu)
         source[0]  # the frame size, and frame 0 is usually the first one prompted
         h, w = source.frame_size
@@ -192,11 +214,8 @@ class FastSAM2VideoPredictor:
         ``add_new_points_or_box``."""
         self._check_obj_id(obj_id)
         self._check_frame(state, frame_idx)
-        m = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask)
         size = (state.video_height, state.video_width)
-        if m.dim() != 2 or tuple(m.shape) != size:
-            raise ValueError(f'add_new_mask: mask must be [H, W] = {list(size)} (the video size), '
-                             f'got {list(m.shape)}')
+        m = torch.as_tensor(check_mask(mask, f'add_new_mask: mask of object {obj_id}', size))
         m = (m.float() > 0.5).float()
         if not m.any():
             raise ValueError(f'add_new_mask: the mask of object {obj_id} on frame {frame_idx} is '
@@ -316,12 +335,15 @@ class FastSAM2VideoPredictor:
         [K, 1, H, W])``. Constant memory: the state holds this frame and the bounded memory."""
         if not state.streaming:
             raise ValueError('track: the state is not a stream; make one with start_stream()')
-        frame = check_rgb_frame(frame, f'stream frame {state.frame_idx + 1}')
+        frame = check_image(frame, f'stream frame {state.frame_idx + 1}', self.max_input_pixels)
         if state.video_height is None:
             state.video_height, state.video_width = frame.shape[:2]
         elif frame.shape[:2] != (state.video_height, state.video_width):
-            raise ValueError(f'track: frame {state.frame_idx + 1} is {frame.shape[:2]} but the stream '
-                             f'is {(state.video_height, state.video_width)}')
+            # the memory holds features of the first size (see the module docstring)
+            raise ValueError(f'track: stream frame {state.frame_idx + 1} is {frame.shape[1]}x'
+                             f'{frame.shape[0]} (WxH) but the stream is {state.video_width}x'
+                             f'{state.video_height}; a stream keeps one frame size: start a new '
+                             'one (start_stream) for the new size')
         state.current = self._process(frame, state.offload_to_cpu)
         state.frame_idx += 1
         state.step += 1
@@ -404,8 +426,7 @@ class FastSAM2VideoPredictor:
     # ------------------------------------------------------------------ checks
     @staticmethod
     def _check_obj_id(obj_id: int) -> None:
-        if not isinstance(obj_id, (int, np.integer)) or isinstance(obj_id, bool):
-            raise TypeError(f'obj_id must be an int, got {obj_id!r}')
+        check_int(obj_id, 'obj_id')
 
     @staticmethod
     def _check_known(state: VideoState, obj_id: int) -> None:
@@ -414,8 +435,7 @@ class FastSAM2VideoPredictor:
 
     @staticmethod
     def _check_frame(state: VideoState, frame_idx: int) -> None:
-        if not isinstance(frame_idx, (int, np.integer)) or isinstance(frame_idx, bool):
-            raise TypeError(f'frame_idx must be an int, got {frame_idx!r}')
+        check_int(frame_idx, 'frame_idx')
         if state.streaming:
             if state.frame_idx < 0:
                 raise ValueError('the stream has no frame yet: call track(state, frame) first')
@@ -435,44 +455,28 @@ class FastSAM2VideoPredictor:
             if labels is not None:
                 raise ValueError('labels given without points')
             return torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)
-        if labels is None:
-            raise ValueError('points given without labels (1 positive, 0 negative per point)')
-        pts = torch.as_tensor(np.asarray(points, dtype=np.float32)).reshape(-1, 2) \
-            if not isinstance(points, torch.Tensor) else points.float().reshape(-1, 2)
-        labs = torch.as_tensor(np.asarray(labels)).reshape(-1).long() \
-            if not isinstance(labels, torch.Tensor) else labels.reshape(-1).long()
-        if len(pts) != len(labs):
-            raise ValueError(f'{len(pts)} points but {len(labs)} labels')
-        if not torch.isin(labs, torch.tensor([0, 1])).all():
-            raise ValueError(f'point labels must be 1 (positive) or 0 (negative), got '
-                             f'{labs.unique().tolist()}')
-        return _to_pixels(state, pts, normalize_coords, 'point'), labs
+        size = (state.video_height, state.video_width)
+        pts, labs = check_points(points, labels, size, 'points', not normalize_coords,
+                                 allowed_labels=(1, 0), labels_name='labels')
+        if len(pts) != 1:
+            raise ValueError(f'points must be [P, 2] for one object, got shape {tuple(pts.shape)}')
+        return _to_pixels(state, pts[0], normalize_coords), torch.as_tensor(labs[0])
 
     @staticmethod
     def _check_box(state: VideoState, box: Optional[ArrayLike], normalize_coords: bool
                    ) -> Optional[torch.Tensor]:
         if box is None:
             return None
-        b = (box.float() if isinstance(box, torch.Tensor)
-             else torch.as_tensor(np.asarray(box, dtype=np.float32))).reshape(-1)
-        if b.numel() != 4:
-            raise ValueError(f'box must be x1, y1, x2, y2, got {b.numel()} numbers')
-        if b[2] < b[0] or b[3] < b[1]:
-            raise ValueError(f'box must be xyxy with x2 >= x1 and y2 >= y1, got {b.tolist()}')
-        return _to_pixels(state, b.reshape(2, 2), normalize_coords, 'box corner').reshape(4)
+        b = check_boxes(box, (state.video_height, state.video_width), 'box', not normalize_coords)
+        if len(b) != 1:
+            raise ValueError(f'box must be one x1, y1, x2, y2, got shape {tuple(b.shape)}')
+        return _to_pixels(state, b.reshape(2, 2), normalize_coords).reshape(4)
 
 
-def _to_pixels(state: VideoState, xy: torch.Tensor, normalize_coords: bool, what: str
-               ) -> torch.Tensor:
-    """``[N, 2]`` (x, y) in pixels (``normalize_coords``) or in [0, 1] -> pixels, inside the frame."""
-    size = xy.new_tensor([state.video_width, state.video_height])
-    pix = xy if normalize_coords else xy * size
-    outside = (pix < 0).any(1) | (pix > size).any(1)
-    if outside.any():
-        raise ValueError(f'{what} {pix[outside][0].tolist()} lies outside the {state.video_width}x'
-                         f'{state.video_height} frame' + ('' if normalize_coords else
-                                                          ' (normalize_coords=False: give 0..1)'))
-    return pix
+def _to_pixels(state: VideoState, xy: np.ndarray, normalize_coords: bool) -> torch.Tensor:
+    """Checked ``[N, 2]`` (x, y) in pixels (``normalize_coords``) or in [0, 1] -> pixels."""
+    pix = torch.as_tensor(xy)
+    return pix if normalize_coords else pix * pix.new_tensor([state.video_width, state.video_height])
 
 
 def _by_object(res: InstanceData) -> Dict[int, torch.Tensor]:

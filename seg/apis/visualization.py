@@ -46,7 +46,8 @@ def draw_prompt_result(image_bgr: np.ndarray, sample: DetDataSample,
         # the preprocessor scaled the prompts to the network input: back to image pixels
         sx, sy = sample.metainfo.get('scale_factor', (1.0, 1.0))
         prompts = scale_prompts(prompts, 1 / sx, 1 / sy)
-        pts, labels = prompts.points.reshape(-1, 2).cpu().numpy(), prompts.point_labels.flatten().cpu().numpy()
+        pts = prompts.points.reshape(-1, 2).cpu().numpy()
+        labels = prompts.point_labels.flatten().cpu().numpy()
         for lab, color, marker in ((POSITIVE, 'lime', 'P'), (NEGATIVE, 'red', 'X')):
             sel = pts[labels == lab]
             if len(sel):

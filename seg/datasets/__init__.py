@@ -9,7 +9,7 @@ from .coco_panoptic import CocoPanopticSegDataset
 from .davis import DAVISDataset
 from .multi_task_dataset import MultiTaskDataset
 from .multi_task_sampler import MultiTaskSampler
-from .prompt_sampler import PromptSampler, category_words, mask_to_box, readable_name
+from .prompt_sampler import PromptSampler, category_words, readable_name
 from .stored_prompt_datasets import CocoPanopticPromptFileDataset, YouTubeVISClipFileDataset
 from .vos_sampler import ClipIndex, VOSCurriculumSampler
 from .youtube_vis import YouTubeVIS2019Dataset
@@ -17,4 +17,4 @@ from .youtube_vis import YouTubeVIS2019Dataset
 __all__ = ['BaseVideoSegDataset', 'ClipIndex', 'CocoPanopticPromptFileDataset',
            'CocoPanopticSegDataset', 'DAVISDataset', 'MultiTaskDataset', 'MultiTaskSampler',
            'PromptSampler', 'VOSCurriculumSampler', 'YouTubeVIS2019Dataset',
-           'YouTubeVISClipFileDataset', 'category_words', 'mask_to_box', 'readable_name']
+           'YouTubeVISClipFileDataset', 'category_words', 'readable_name']

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from seg.datasets.clip_sampling import as_range
+from seg.utils.masks import mask_to_box
 
 DEFAULT_TEMPLATES: Tuple[str, ...] = ('{}', 'a {}', 'the {}', 'a photo of a {}', 'the {} in the image',
                                       'segment the {}')
@@ -57,14 +58,6 @@ def category_words(name: str) -> Tuple[str, ...]:
     """All words a text prompt may use for category ``name`` (readable name plus synonyms)."""
     plain = readable_name(name)
     return SYNONYMS.get(plain, (plain, ))
-
-
-def mask_to_box(mask: np.ndarray) -> np.ndarray:
-    """Tight ``xyxy`` box of a non-empty binary mask (right/bottom edge exclusive)."""
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    if len(rows) == 0:
-        raise ValueError('mask_to_box: the mask is empty')
-    return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], dtype=np.float32)
 
 
 @dataclass(frozen=True)

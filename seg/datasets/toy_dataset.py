@@ -24,9 +24,9 @@ import numpy as np
 from mmengine.utils import ProgressBar
 from PIL import Image
 
-from seg.datasets.prompt_sampler import mask_to_box
 from seg.evaluation.davis import davis_palette
 from seg.utils.atomic_io import atomic_open, atomic_save_png, atomic_write_json
+from seg.utils.masks import id2rgb, mask_to_box
 from seg.utils.rle import mask_to_rle
 
 THING_CLASSES = ('disc', 'box', 'triangle')
@@ -202,7 +202,7 @@ def _write_coco_split(root: Path, split: str, num: int, size: Tuple[int, int],
             if m.any():
                 pan[m] = sid
                 segments[int(sid)] = (CATEGORY_IDS[cname], m)
-        rgb = np.stack([pan % 256, pan // 256 % 256, pan // 65536], -1).astype(np.uint8)
+        rgb = id2rgb(pan)
         atomic_save_png(Image.fromarray(rgb), root / 'annotations' / f'panoptic_{split}' / f'{name}.png')
         images.append(dict(id=image_id, file_name=f'{name}.jpg', height=h, width=w))
         infos = [dict(id=sid, category_id=cid, iscrowd=0, bbox=_box(m), area=int(m.sum()))

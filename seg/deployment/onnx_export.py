@@ -1,9 +1,11 @@
-"""ONNX export of FastSAM2 / RapSAM: the image encoder and the prompt decoder as two graphs.
+"""ONNX export of FastSAM2 / RapSAM: the image encoder, the prompt decoder and the two graphs of
+the streaming video tracker.
 
-The split is SAM's: the encoder runs once per image, the decoder once per prompt update on the
-cached embedding. Both wrappers call the model's own code (``RapSAM.encode_image`` /
-``RapSAM.decode_prompts``) on plain tensors, so the exported graphs compute exactly what the
-PyTorch predictor computes; ``check_parity`` proves it with onnxruntime.
+The split is SAM's: the encoder runs once per image (or video frame), the decoder once per prompt
+update on the cached embedding. The wrappers call the model's own code (``RapSAM.encode_image`` /
+``RapSAM.decode_prompts``, the head's ``read_memory`` / ``decode``) on plain tensors, so the
+exported graphs compute exactly what the PyTorch predictors compute; ``check_parity`` proves it
+with onnxruntime.
 
 Graphs (``H, W``: the export size of the padded, normalised input; ``h, w = H/4, W/4``):
 
@@ -18,11 +20,29 @@ Graphs (``H, W``: the export size of the padded, normalised input; ``h, w = H/4,
   ``iou_scores [N]``. ``N`` (objects) and ``P`` (points per object) are dynamic axes. Every
   object needs at least one valid prompt (a point with label >= 0, a valid box or a valid mask).
   Text prompts are not an input: see ``docs/deployment.md``.
+- video (``StreamingTracker.step`` as two graphs on the encoder's ``image_embed``; the memory is
+  an explicit input and output, its bookkeeping stays with the caller: ``onnx_tracker``):
+
+  - video_prompt (objects prompted on a frame): ``image_embed``, the decoder's point / box inputs,
+    ``mask_prompt [N, H, W]`` (0..1 at the padded input size, e.g. a VOS first-frame mask),
+    ``mask_valid [N]`` -> ``mask_logits [N, h, w]``, ``memory_masks [N, h, w]`` (what the
+    memory stores: the mask prompt as logits where one was given, else ``mask_logits``),
+    ``class_embeds [N, D]`` (L2-normalised, the memory embedding), ``queries [N, C]`` (the prompt
+    query the object keeps), ``iou_scores [N]``.
+  - video_step (tracked objects on a later frame): ``image_embed``, ``queries [K, C]``,
+    ``memory_embeds [K, M, D]``, ``memory_valid [K, M]`` bool, ``memory_ages [K, M]`` int64
+    (steps since the entry), ``prev_mask_logits [K, h, w]`` (each object's newest remembered
+    mask) -> ``mask_logits [K, h, w]``, ``class_embeds [K, D]``, ``mask_scores [K]`` (the
+    memory's key-frame score, ``mask_confidence``), ``iou_scores [K]``.
+
+  ``N``, ``P``, ``K`` and ``M`` are dynamic. Objects never interact, so a frame with tracked and
+  newly prompted objects runs both graphs and gives what one PyTorch step gives.
 """
 import contextlib
 import os
 import os.path as osp
 import time
+import warnings
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -30,6 +50,12 @@ import torch
 import torch.nn.functional as F
 from mmengine.structures import InstanceData
 from torch import nn
+
+from seg.models.detectors.rapsam import PromptGroup
+from seg.models.detectors.streaming_tracker import mask_confidence
+from seg.models.heads.prompt_mask_refiner import DensePrompts
+from seg.models.utils import StreamingMemory
+from seg.utils.atomic_io import atomic_write_json
 
 PARTS = ('encoder', 'decoder', 'video')
 MIN_OPSET = 17
@@ -42,12 +68,24 @@ DECODER_DYNAMIC_AXES = {'point_coords': {0: 'num_objects', 1: 'num_points'},
                         'boxes': {0: 'num_objects'}, 'box_valid': {0: 'num_objects'},
                         'mask_input': {0: 'num_objects'}, 'mask_valid': {0: 'num_objects'},
                         'mask_logits': {0: 'num_objects'}, 'iou_scores': {0: 'num_objects'}}
-# the per-frame video step is not exported: see ``export_onnx``
-VIDEO_UNSUPPORTED = (
-    "the per-frame video step ('video') is not exported: StreamingTracker.step keeps the memory as "
-    'Python state whose writes are data-dependent host decisions (object ids, key-frame selection '
-    'by score and frame spacing, capacity eviction, the text drift guard), so one static graph '
-    'cannot express the update; run the encoder graph per frame and the tracker in PyTorch')
+VIDEO_PROMPT_INPUTS = ['image_embed', 'point_coords', 'point_labels', 'boxes', 'box_valid',
+                       'mask_prompt', 'mask_valid']
+VIDEO_PROMPT_OUTPUTS = ['mask_logits', 'memory_masks', 'class_embeds', 'queries', 'iou_scores']
+VIDEO_PROMPT_DYNAMIC_AXES = {**{k: v for k, v in DECODER_DYNAMIC_AXES.items()
+                                if k in VIDEO_PROMPT_INPUTS},
+                             'mask_prompt': {0: 'num_objects'},
+                             **{k: {0: 'num_objects'} for k in VIDEO_PROMPT_OUTPUTS}}
+VIDEO_STEP_INPUTS = ['image_embed', 'queries', 'memory_embeds', 'memory_valid', 'memory_ages',
+                     'prev_mask_logits']
+VIDEO_STEP_OUTPUTS = ['mask_logits', 'class_embeds', 'mask_scores', 'iou_scores']
+VIDEO_STEP_DYNAMIC_AXES = {'queries': {0: 'num_objects'},
+                           'memory_embeds': {0: 'num_objects', 1: 'num_entries'},
+                           'memory_valid': {0: 'num_objects', 1: 'num_entries'},
+                           'memory_ages': {0: 'num_objects', 1: 'num_entries'},
+                           'prev_mask_logits': {0: 'num_objects'},
+                           **{k: {0: 'num_objects'} for k in VIDEO_STEP_OUTPUTS}}
+# the host loop's settings, written beside the video graphs
+VIDEO_CONFIG = 'video.json'
 
 
 class ImageEncoderONNX(nn.Module):
@@ -81,15 +119,111 @@ class PromptDecoderONNX(nn.Module):
                 point_labels: torch.Tensor, boxes: torch.Tensor, box_valid: torch.Tensor,
                 mask_input: torch.Tensor, mask_valid: torch.Tensor
                 ) -> Tuple[torch.Tensor, torch.Tensor]:
-        h, w = self.input_hw
-        scale = point_coords.new_tensor([w, h])
         masks = (mask_input > 0).float() * mask_valid[:, None, None].float()
-        prompts = InstanceData(points=point_coords * scale, point_labels=point_labels,
-                               bboxes=boxes * scale.repeat(2), box_valid=box_valid, masks=masks)
+        prompts = _prompt_rows(self.input_hw, point_coords, point_labels, boxes, box_valid, masks)
         # every type named: the routing does not depend on them and it saves data-dependent reads
         final, _ = self.model.decode_prompts(image_embed[:, :, None], [prompts], self.input_hw,
                                              types={'point', 'box', 'mask'})
         return final.prm_mask[:, 0], final.prm_iou
+
+
+class VideoPromptONNX(nn.Module):
+    """Objects prompted on a video frame, as ``StreamingTracker.step`` decodes them: plain prompt
+    tensors (see the module docstring) -> ``(mask_logits, memory_masks, class_embeds, queries,
+    iou_scores)``, at the TaskRouter's ``'vos'`` depth.
+
+    Args:
+        model: a RapSAM with a streaming memory and an IoU head, class embeddings ready.
+        input_hw: the padded input size ``(H, W)``.
+    """
+
+    def __init__(self, model: nn.Module, input_hw: Tuple[int, int]) -> None:
+        super().__init__()
+        self.model, self.input_hw = model, tuple(input_hw)
+        self.num_stages = vos_num_stages(model)
+
+    def forward(self, image_embed: torch.Tensor, point_coords: torch.Tensor,
+                point_labels: torch.Tensor, boxes: torch.Tensor, box_valid: torch.Tensor,
+                mask_prompt: torch.Tensor, mask_valid: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        feat = image_embed[:, :, None]
+        masks = mask_prompt * mask_valid[:, None, None].to(mask_prompt.dtype)
+        prompts = _prompt_rows(self.input_hw, point_coords, point_labels, boxes, box_valid, masks)
+        tokens = self.model._encode_prompts([PromptGroup(0, 0, prompts)], feat, self.input_hw)
+        head = self.model.panoptic_head
+        queries, init_masks, valid = head.init_prompt_queries(tokens, feat)
+        final = head.decode(feat, None, (queries, init_masks, valid), self.num_stages,
+                            self.model.mask_refiner,
+                            dense_prompts=DensePrompts.from_tokens(tokens)).final
+        logits = final.prm_mask[:, 0]
+        # the tracker remembers a given mask prompt itself, the prediction otherwise
+        memory_masks = torch.where(tokens.mask_valid[:, None, None],
+                                   tokens.mask_logits.to(logits.dtype), logits)
+        return (logits, memory_masks, F.normalize(final.prm_cls_embed, dim=-1), queries[0],
+                final.prm_iou)
+
+
+class VideoStepONNX(nn.Module):
+    """Tracked objects on a later frame, as ``StreamingTracker.step`` decodes them: each object's
+    prompt query conditioned on its memory (``head.read_memory``), its newest remembered mask as
+    initial mask and propagated mask prompt, decoded at the TaskRouter's ``'vos'`` depth.
+
+    ``(image_embed, queries, memory_embeds, memory_valid, memory_ages, prev_mask_logits)`` ->
+    ``(mask_logits, class_embeds, mask_scores, iou_scores)``; every object needs at least one
+    valid memory entry (its prompted frame is never evicted)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.num_stages = vos_num_stages(model)
+
+    def forward(self, image_embed: torch.Tensor, queries: torch.Tensor,
+                memory_embeds: torch.Tensor, memory_valid: torch.Tensor,
+                memory_ages: torch.Tensor, prev_mask_logits: torch.Tensor
+                ) -> Tuple[torch.Tensor, ...]:
+        head = self.model.panoptic_head
+        feat = image_embed[:, :, None]
+        query = head.read_memory(queries, memory_embeds, memory_valid, memory_ages)
+        valid = torch.ones_like(prev_mask_logits[None, :, 0, 0], dtype=torch.bool)
+        final = head.decode(feat, None, (query[None], prev_mask_logits[None, :, None], valid),
+                            self.num_stages, self.model.mask_refiner,
+                            dense_prompts=DensePrompts.from_masks(prev_mask_logits)).final
+        logits = final.prm_mask[:, 0]
+        return (logits, F.normalize(final.prm_cls_embed, dim=-1), mask_confidence(logits),
+                final.prm_iou)
+
+
+def vos_num_stages(model: nn.Module) -> int:
+    """The decoder depth ``RapSAM.track_step`` runs (the TaskRouter's ``'vos'`` rule, which must
+    turn the memory on; all stages without a router). Raises for a model that cannot track."""
+    if model.memory_cfg is None or getattr(model.panoptic_head, 'memory_reader', None) is None:
+        raise ValueError("video export: the model has no streaming memory (memory=dict(type="
+                         "'StreamingMemory', ...) and the head's memory_reader); use a FastSAM2 "
+                         'config')
+    if getattr(model.panoptic_head, 'iou_head', None) is None:
+        raise ValueError('video export: the model has no panoptic_head.iou_head, so there are no '
+                         'IoU scores to export')
+    if getattr(model.panoptic_head, 'mask_warp', None) is not None:
+        # the warp needs the previous frame's keys: one more state tensor the graphs don't carry
+        raise ValueError("video export: the head's mask_warp (LocalMaskWarp) is not exported yet; "
+                         'export a config without it (panoptic_head.mask_warp=None)')
+    if model.task_router is None:
+        return model.panoptic_head.num_stages
+    decision = model.task_router.route('vos', ('mask', ), 2)
+    if not decision.use_memory:
+        raise ValueError("video export: the task_router's 'vos' rule must turn the memory on "
+                         '(use_memory=True)')
+    return decision.num_stages
+
+
+def _prompt_rows(input_hw: Tuple[int, int], point_coords: torch.Tensor,
+                 point_labels: torch.Tensor, boxes: torch.Tensor, box_valid: torch.Tensor,
+                 masks: torch.Tensor) -> InstanceData:
+    """Graph prompt inputs (coordinates normalised to the padded input) -> the model's prompt
+    rows (pixels of the padded input, ``seg.structures.prompts``)."""
+    h, w = input_hw
+    scale = point_coords.new_tensor([w, h])
+    return InstanceData(points=point_coords * scale, point_labels=point_labels,
+                        bboxes=boxes * scale.repeat(2), box_valid=box_valid, masks=masks)
 
 
 def _bincount_symbolic(g, x, weights, minlength):
@@ -112,17 +246,24 @@ def _bincount_symbolic(g, x, weights, minlength):
 
 @contextlib.contextmanager
 def _traceable_attention() -> Iterator[None]:
-    """During export only: self-attention's packed in-projection split with ``chunk``.
+    """During export only: attention's packed in-projection split with ``chunk``.
 
-    PyTorch's own ``_in_projection_packed`` splits q / k / v with ``unflatten``, which the
-    TorchScript ONNX exporter records with the traced sequence length as a constant: the prompt
-    fusion's attention over the P point tokens would then reject any other P. ``chunk`` on the
-    last dimension gives the same tensors and keeps the length symbolic."""
+    PyTorch's own ``_in_projection_packed`` splits q / k / v (self-attention) and k / v (keys =
+    values) with ``unflatten``, which the TorchScript ONNX exporter records with the traced
+    sequence length as a constant: the prompt fusion's attention over the P point tokens, and
+    the memory reader's over the M memory entries, would then reject any other length. ``chunk``
+    on the last dimension gives the same tensors and keeps the length symbolic."""
     original = F._in_projection_packed
 
     def packed(q, k, v, w, b=None):
         if q is k and k is v:
             return tuple(t.contiguous() for t in F.linear(q, w, b).chunk(3, dim=-1))
+        if k is v:
+            e = q.shape[-1]
+            w_q, w_kv = w.split([e, 2 * e])
+            b_q, b_kv = (None, None) if b is None else b.split([e, 2 * e])
+            k_proj, v_proj = F.linear(k, w_kv, b_kv).chunk(2, dim=-1)
+            return F.linear(q, w_q, b_q), k_proj.contiguous(), v_proj.contiguous()
         return original(q, k, v, w, b)
 
     F._in_projection_packed = packed
@@ -165,6 +306,34 @@ def example_decoder_inputs(embed: torch.Tensor, num_objects: int, num_points: in
     return coords, labels, boxes, box_valid, mask_input, mask_valid
 
 
+def example_video_prompt_inputs(embed: torch.Tensor, image_hw: Tuple[int, int],
+                                num_objects: int, num_points: int, seed: int = 0
+                                ) -> Tuple[torch.Tensor, ...]:
+    """Random video_prompt inputs: ``example_decoder_inputs``, the mask prompt a soft (0..1) mask
+    at the padded input size ``image_hw``."""
+    coords, labels, boxes, box_valid, mask_input, mask_valid = example_decoder_inputs(
+        embed, num_objects, num_points, seed)
+    mask_prompt = F.interpolate(mask_input.sigmoid()[:, None], size=tuple(image_hw),
+                                mode='bilinear', align_corners=False)[:, 0]
+    return coords, labels, boxes, box_valid, mask_prompt, mask_valid
+
+
+def example_video_step_inputs(model: nn.Module, embed: torch.Tensor, num_objects: int,
+                              num_entries: int, seed: int = 0) -> Tuple[torch.Tensor, ...]:
+    """Random video_step inputs on ``embed [1, C, h, w]``: queries, unit-norm memory embeddings
+    (some entries padding, the first of each object valid), ages 0..29 and previous logits."""
+    gen = torch.Generator().manual_seed(seed)
+    k, m, (c, h, w) = num_objects, num_entries, embed.shape[1:]
+    d = model.panoptic_head.memory_reader.memory_dim
+    queries = torch.randn(k, c, generator=gen)
+    memory = F.normalize(torch.randn(k, m, d, generator=gen), dim=-1)
+    valid = torch.rand(k, m, generator=gen) > 0.3
+    valid[:, 0] = True
+    ages = torch.randint(0, 30, (k, m), generator=gen)
+    prev = torch.randn(k, h, w, generator=gen) * 4
+    return queries, memory, valid, ages, prev
+
+
 def export_encoder(model: nn.Module, path: str, image_hw: Tuple[int, int],
                    opset: int = MIN_OPSET) -> ImageEncoderONNX:
     """Export the image encoder at the padded input size ``image_hw``; returns the wrapper."""
@@ -187,6 +356,44 @@ def export_decoder(model: nn.Module, path: str, image_hw: Tuple[int, int],
     args[6][:] = True
     _export(wrapper, args, path, DECODER_INPUTS, DECODER_OUTPUTS, DECODER_DYNAMIC_AXES, opset)
     return wrapper
+
+
+def export_video_prompt(model: nn.Module, path: str, image_hw: Tuple[int, int],
+                        opset: int = MIN_OPSET) -> VideoPromptONNX:
+    """Export the prompted-frame graph of the video tracker (dynamic objects / points)."""
+    wrapper = VideoPromptONNX(model, image_hw).eval()
+    with torch.no_grad():
+        embed = ImageEncoderONNX(model)(torch.randn(1, 3, *image_hw))
+    # every prompt kind present, as for the decoder
+    args = (embed, ) + example_video_prompt_inputs(embed, image_hw, 2, 3)
+    args[4][:] = True
+    args[6][:] = True
+    _export(wrapper, args, path, VIDEO_PROMPT_INPUTS, VIDEO_PROMPT_OUTPUTS,
+            VIDEO_PROMPT_DYNAMIC_AXES, opset)
+    return wrapper
+
+
+def export_video_step(model: nn.Module, path: str, image_hw: Tuple[int, int],
+                      opset: int = MIN_OPSET) -> VideoStepONNX:
+    """Export the tracked-frame graph of the video tracker (dynamic objects / memory entries)."""
+    wrapper = VideoStepONNX(model).eval()
+    with torch.no_grad():
+        embed = ImageEncoderONNX(model)(torch.randn(1, 3, *image_hw))
+    args = (embed, ) + example_video_step_inputs(model, embed, 2, 3)
+    _export(wrapper, args, path, VIDEO_STEP_INPUTS, VIDEO_STEP_OUTPUTS, VIDEO_STEP_DYNAMIC_AXES,
+            opset)
+    return wrapper
+
+
+def video_config(model: nn.Module, image_hw: Tuple[int, int]) -> dict:
+    """What the host loop needs beside the video graphs: the padded input size and the
+    ``StreamingMemory`` settings of the model (its key-frame, capacity and eviction rules)."""
+    memory = dict(model.memory_cfg)
+    kind = memory.pop('type')
+    if kind not in (StreamingMemory, 'StreamingMemory'):
+        raise ValueError(f'video export: the host loop keeps a StreamingMemory, the model has '
+                         f'memory type {kind!r}')
+    return dict(input_hw=list(image_hw), memory=memory)
 
 
 def max_abs_diff(module: nn.Module, onnx_path: str, inputs: Sequence[torch.Tensor],
@@ -213,45 +420,59 @@ def max_abs_diff(module: nn.Module, onnx_path: str, inputs: Sequence[torch.Tenso
 
 def check_parity(model: nn.Module, out_dir: str, image_hw: Tuple[int, int],
                  parts: Sequence[str], cases: Sequence[Tuple[int, int]] = ((1, 1), (3, 2)),
+                 video_cases: Sequence[Tuple[int, int]] = ((1, 1), (3, 6)),
                  seed: int = 0) -> Dict[str, float]:
     """Max abs difference ONNX vs PyTorch for each exported part on random inputs: the encoder
-    on a random image, the decoder on its embedding for each ``(objects, points)`` case (other
-    sizes than traced: the dynamic axes at work). Keys ``'encoder'``, ``'decoder_N{n}_P{p}'``."""
+    on a random image, the decoder and video_prompt on its embedding for each ``(objects,
+    points)`` case, video_step for each ``(objects, memory entries)`` of ``video_cases`` (other
+    sizes than traced: the dynamic axes at work). Keys ``'encoder'``, ``'decoder_N{n}_P{p}'``,
+    ``'video_prompt_N{n}_P{p}'``, ``'video_step_K{k}_M{m}'``."""
     gen = torch.Generator().manual_seed(seed)
     image = torch.randn(1, 3, *image_hw, generator=gen)
     encoder = ImageEncoderONNX(model).eval()
+    with torch.no_grad():
+        embed = encoder(image)
     result = {}
     if 'encoder' in parts:
         result['encoder'] = max_abs_diff(encoder, osp.join(out_dir, 'encoder.onnx'), (image, ),
                                          ENCODER_INPUTS)
     if 'decoder' in parts:
-        with torch.no_grad():
-            embed = encoder(image)
         decoder = PromptDecoderONNX(model, image_hw).eval()
         for k, (n, p) in enumerate(cases):
             inputs = (embed, ) + example_decoder_inputs(embed, n, p, seed=seed + k + 1)
             result[f'decoder_N{n}_P{p}'] = max_abs_diff(decoder, osp.join(out_dir, 'decoder.onnx'),
                                                         inputs, DECODER_INPUTS)
+    if 'video' in parts:
+        prompt = VideoPromptONNX(model, image_hw).eval()
+        for k, (n, p) in enumerate(cases):
+            inputs = (embed, ) + example_video_prompt_inputs(embed, image_hw, n, p, seed + k + 1)
+            result[f'video_prompt_N{n}_P{p}'] = max_abs_diff(
+                prompt, osp.join(out_dir, 'video_prompt.onnx'), inputs, VIDEO_PROMPT_INPUTS)
+        step = VideoStepONNX(model).eval()
+        for k, (n, m) in enumerate(video_cases):
+            inputs = (embed, ) + example_video_step_inputs(model, embed, n, m, seed + k + 1)
+            result[f'video_step_K{n}_M{m}'] = max_abs_diff(
+                step, osp.join(out_dir, 'video_step.onnx'), inputs, VIDEO_STEP_INPUTS)
     return result
 
 
 def check_parts(parts: Sequence[str]) -> None:
-    """Raise for parts that are unknown (ValueError) or not exportable (NotImplementedError)."""
+    """Raise ValueError for unknown parts (or none)."""
     unknown = sorted(set(parts) - set(PARTS))
     if unknown or not parts:
         raise ValueError(f'export_onnx: unknown part(s) {unknown or parts}; choose from '
                          f'{list(PARTS)}')
-    if 'video' in parts:
-        raise NotImplementedError(VIDEO_UNSUPPORTED)
 
 
 def export_onnx(model: nn.Module, out_dir: str, image_hw: Tuple[int, int],
-                parts: Sequence[str] = ('encoder', 'decoder'), opset: int = MIN_OPSET,
+                parts: Sequence[str] = PARTS, opset: int = MIN_OPSET,
                 verbose: bool = True) -> Dict[str, str]:
-    """Export ``parts`` of an eval-mode RapSAM to ``out_dir/{encoder,decoder}.onnx``.
+    """Export ``parts`` of an eval-mode RapSAM to ``out_dir``: ``'encoder'`` -> encoder.onnx,
+    ``'decoder'`` -> decoder.onnx, ``'video'`` -> video_prompt.onnx, video_step.onnx and
+    ``VIDEO_CONFIG`` (the host loop's settings).
 
-    ``image_hw``: the padded input size (multiples of 32). Returns part -> file. ``'video'``
-    raises (see ``VIDEO_UNSUPPORTED``)."""
+    ``image_hw``: the padded input size (multiples of 32). Returns graph name (``'encoder'``,
+    ``'decoder'``, ``'video_prompt'``, ``'video_step'``, ``'video_config'``) -> file."""
     check_parts(parts)
     if opset < MIN_OPSET:
         raise ValueError(f'export_onnx: opset {opset} < {MIN_OPSET} (the token pruner\'s topk / '
@@ -260,13 +481,33 @@ def export_onnx(model: nn.Module, out_dir: str, image_hw: Tuple[int, int],
         raise ValueError(f'export_onnx: image size must be (H, W) multiples of 32 (the backbone\'s '
                          f'stride), got {tuple(image_hw)}')
     model.eval()
+    if 'video' in parts:
+        vos_num_stages(model)  # a model that cannot track fails before any export
+        _warn_if_video_encoder_differs(model)
     model._ensure_class_embeds()  # outside the graph: a buffer of the exported decoder
+    graphs = (('encoder', 'encoder', export_encoder), ('decoder', 'decoder', export_decoder),
+              ('video', 'video_prompt', export_video_prompt),
+              ('video', 'video_step', export_video_step))
     files = {}
-    for part, export in (('encoder', export_encoder), ('decoder', export_decoder)):
+    for part, name, export in graphs:
         if part in parts:
-            files[part] = osp.join(out_dir, f'{part}.onnx')
+            files[name] = osp.join(out_dir, f'{name}.onnx')
             start = time.perf_counter()
-            export(model, files[part], image_hw, opset)
+            export(model, files[name], image_hw, opset)
             if verbose:
-                print(f'exported {part}: {files[part]} ({time.perf_counter() - start:.1f} s)')
+                print(f'exported {name}: {files[name]} ({time.perf_counter() - start:.1f} s)')
+    if 'video' in parts:
+        files['video_config'] = osp.join(out_dir, VIDEO_CONFIG)
+        atomic_write_json(video_config(model, image_hw), files['video_config'])
     return files
+
+
+def _warn_if_video_encoder_differs(model: nn.Module) -> None:
+    """encoder.onnx prunes tokens as the TaskRouter's 'interactive' rule says; the tracker as its
+    'vos' rule says. Where they differ the host loop's features are not the tracker's."""
+    rules = None if model.task_router is None else model.task_router.rules
+    if rules is not None and rules['vos']['use_pruner'] != rules['interactive']['use_pruner']:
+        warnings.warn(f"video export: the TaskRouter's 'vos' rule has use_pruner="
+                      f"{rules['vos']['use_pruner']} but encoder.onnx follows 'interactive' "
+                      f"(use_pruner={rules['interactive']['use_pruner']}): video features from "
+                      'encoder.onnx differ from the PyTorch tracker\'s')

@@ -14,11 +14,15 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
-from mmengine.runner import Runner
 
 from seg.datasets.multi_task_dataset import TASKS, select_task
-from seg.engine.runner_config import (add_common_args, add_train_args, apply_train_args,
-                                      load_runner_config)
+from seg.engine.runner_config import (
+    add_common_args,
+    add_train_args,
+    apply_train_args,
+    load_runner_config,
+    run_training,
+)
 from seg.registry import MODELS
 from seg.utils import atomic_open
 
@@ -61,7 +65,7 @@ def run(args: argparse.Namespace) -> None:
     if args.stage == DEPLOY_STAGE:
         export_deploy_checkpoint(cfg, os.path.join(cfg.work_dir, DEPLOY_CHECKPOINT))
     else:
-        Runner.from_cfg(cfg).train()
+        run_training(cfg)
 
 
 def add_stage_args(parser: argparse.ArgumentParser) -> None:

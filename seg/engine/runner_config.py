@@ -8,7 +8,10 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
-from mmengine.runner.checkpoint import find_latest_checkpoint
+from mmengine.runner import Runner
+
+from seg.engine.hooks import TrainingDivergedError
+from seg.engine.resume_checkpoint import checkpoint_problem, find_resumable_checkpoint
 
 AMP_DTYPES = ('float16', 'bfloat16')
 
@@ -26,8 +29,9 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 def add_train_args(parser: argparse.ArgumentParser) -> None:
     """The training launchers' arguments (mmdet's ``tools/train.py`` flags)."""
     parser.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CKPT',
-                        help='resume from CKPT, or from the latest checkpoint in the work dir when '
-                        'no path (or "auto") is given (none yet: a fresh start from load_from)')
+                        help='resume from CKPT, or, when no path (or "auto") is given, from the newest '
+                        'checkpoint in the work dir that reads whole, whatever last_checkpoint says '
+                        '(none: a fresh start from load_from)')
     parser.add_argument('--load-from', metavar='CKPT',
                         help='initialise the weights from CKPT (e.g. the previous stage), no resume')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
@@ -97,20 +101,33 @@ def apply_train_args(cfg: Config, args: argparse.Namespace) -> Config:
         raise ValueError('--resume and --load-from exclude each other: resume restores the whole '
                          'training state, --load-from only initialises the weights')
     if args.resume == 'auto':
-        latest = find_latest_checkpoint(cfg.work_dir)
+        latest = find_resumable_checkpoint(cfg.work_dir)
         if latest is not None:
             cfg.resume, cfg.load_from = True, latest
         else:
             # nothing to resume yet: a fresh start, from the config's load_from (previous stage)
-            print_log(f'--resume auto: no checkpoint in {cfg.work_dir} yet; starting from '
+            print_log(f'--resume auto: no valid checkpoint in {cfg.work_dir}; starting from '
                       f'{cfg.get("load_from") or "scratch"}', logger='current')
             cfg.resume = False
     elif args.resume:
         if not osp.isfile(args.resume):
             raise FileNotFoundError(f'--resume checkpoint not found: {args.resume}')
+        problem = checkpoint_problem(args.resume)
+        if problem is not None:
+            raise ValueError(f'--resume {args.resume}: {problem}; pass another checkpoint, or '
+                             '--resume auto for the newest valid one in the work dir')
         cfg.resume, cfg.load_from = True, args.resume
     elif args.load_from:
         if not osp.isfile(args.load_from):
             raise FileNotFoundError(f'--load-from checkpoint not found: {args.load_from}')
         cfg.resume, cfg.load_from = False, args.load_from
     return cfg
+
+
+def run_training(cfg: Config) -> None:
+    """Build the runner from ``cfg`` and train. A run that ``DivergenceGuardHook`` stopped exits
+    with its message (exit status 1), not a traceback: the message names the iteration and cause."""
+    try:
+        Runner.from_cfg(cfg).train()
+    except TrainingDivergedError as err:
+        raise SystemExit(str(err)) from None

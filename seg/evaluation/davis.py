@@ -26,6 +26,7 @@ from mmengine.utils import ProgressBar
 from PIL import Image
 
 from seg.utils.atomic_io import atomic_save_png
+from seg.utils.masks import read_davis_png
 
 VOID_ID = 255
 BOUND_TH = 0.008
@@ -123,19 +124,6 @@ def sequence_statistics(per_frame: Sequence[float]) -> Tuple[float, float, float
     bins = decay_bins(values.size)
     decay = values[slice(*bins[0])].mean() - values[slice(*bins[3])].mean()
     return float(values.mean()), float(np.mean(values > 0.5)), float(decay)
-
-
-def read_davis_png(path: PathLike) -> np.ndarray:
-    """Read a palette/L-mode DAVIS PNG as its [H, W] index array."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'DAVIS mask not found: {path}')
-    with Image.open(path) as im:
-        arr = np.array(im)
-    if arr.ndim != 2:
-        raise ValueError(f'{path}: DAVIS masks are single-channel (palette or L) PNGs of object '
-                         f'ids, got an array of shape {arr.shape}')
-    return arr.astype(np.int64)
 
 
 def _binarize(ids: np.ndarray, path: Path) -> np.ndarray:

@@ -23,7 +23,6 @@ from typing import Dict, List, NamedTuple, Optional, Protocol, Sequence, Tuple, 
 
 import cv2
 import numpy as np
-import pycocotools.mask as mask_utils
 import torch
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
@@ -157,16 +156,6 @@ def run_click_session(image: np.ndarray,
         if target_iou is not None and iou >= target_iou:
             break
     return ClickSession(np.asarray(ious, dtype=np.float32), simulator.clicks)
-
-
-def mask_to_box(mask: np.ndarray) -> List[float]:
-    """Tight xyxy box of a binary mask in the COCO convention (x2 = x1 + width)."""
-    m = np.asarray(mask)
-    if m.ndim != 2 or not m.any():
-        raise ValueError(f'mask_to_box needs a non-empty [H, W] mask, got shape {m.shape}, '
-                         f'{int(m.sum()) if m.ndim == 2 else "?"} pixels')
-    x, y, w, h = mask_utils.toBbox(mask_utils.encode(np.asfortranarray(m.astype(np.uint8))))
-    return [float(x), float(y), float(x + w), float(y + h)]
 
 
 def box_prompt_iou(image: np.ndarray,

@@ -27,29 +27,12 @@ from mmengine.utils import ProgressBar
 from PIL import Image
 
 from seg.utils.atomic_io import atomic_save_png
+from seg.utils.masks import PANOPTIC_ID_LIMIT, id2rgb, rgb2id
 
 VOID = 0
-OFFSET = 256 ** 3
+OFFSET = PANOPTIC_ID_LIMIT
 PathLike = Union[str, Path]
 Categories = Mapping[int, Mapping]  # category id -> {'id', 'name', 'isthing', ...}
-
-
-def rgb2id(rgb: np.ndarray) -> np.ndarray:
-    """[H, W, 3] RGB panoptic image -> [H, W] int64 segment ids."""
-    rgb = np.asarray(rgb)
-    if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f'rgb2id needs an [H, W, 3] array, got shape {rgb.shape}')
-    rgb = rgb.astype(np.int64)
-    return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
-
-
-def id2rgb(ids: np.ndarray) -> np.ndarray:
-    """[H, W] segment ids (< 256³) -> [H, W, 3] uint8 RGB panoptic image."""
-    ids = np.asarray(ids).astype(np.int64)
-    if ids.min(initial=0) < 0 or ids.max(initial=0) >= OFFSET:
-        raise ValueError(f'panoptic segment ids must be in 0..{OFFSET - 1}, got '
-                         f'{ids.min()}..{ids.max()}')
-    return np.stack([ids % 256, ids // 256 % 256, ids // 65536], axis=-1).astype(np.uint8)
 
 
 def read_panoptic_png(path: PathLike) -> np.ndarray:

@@ -93,12 +93,13 @@ def _pad_points(points: Sequence, labels: Sequence) -> tuple:
         p_max = max((len(p) for p in points), default=0)
         pts = torch.zeros(len(points), p_max, 2)
         lab = torch.full((len(points), p_max), PADDING, dtype=torch.long)
-        for i, (p, l) in enumerate(zip(points, labels)):
-            if len(p) != len(l):
-                raise ValueError(f'build_prompts: object {i} has {len(p)} points but {len(l)} labels')
+        for i, (p, obj_labels) in enumerate(zip(points, labels)):
+            if len(p) != len(obj_labels):
+                raise ValueError(f'build_prompts: object {i} has {len(p)} points but '
+                                 f'{len(obj_labels)} labels')
             if len(p):
                 pts[i, :len(p)] = torch.as_tensor(p, dtype=torch.float32).reshape(-1, 2)
-                lab[i, :len(p)] = torch.as_tensor(l, dtype=torch.long)
+                lab[i, :len(p)] = torch.as_tensor(obj_labels, dtype=torch.long)
     if not torch.isin(lab, torch.tensor([POSITIVE, NEGATIVE, PADDING])).all():
         raise ValueError(f'build_prompts: point labels must be 1 (pos), 0 (neg) or -1 (pad), got '
                          f'{lab.unique().tolist()}')

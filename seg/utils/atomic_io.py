@@ -6,15 +6,19 @@ folder and moves it into place with ``os.replace`` (atomic on POSIX within one f
 """
 import json
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterator, Union
+from typing import IO, Any, Iterator, List, Union
 
 import numpy as np
 from PIL import Image
 
 PathLike = Union[str, os.PathLike]
+# atomic_open's temporary files: '.<name>.<8 characters of mkstemp>.tmp' beside <name>
+_TEMP_SUFFIX = '.tmp'
+_TEMP_NAME = re.compile(r'^\..+\.[a-z0-9_]{8}' + re.escape(_TEMP_SUFFIX) + '$')
 
 
 @contextmanager
@@ -27,7 +31,7 @@ def atomic_open(path: PathLike, mode: str = 'w') -> Iterator[IO]:
         raise ValueError(f'atomic_open: mode must be "w" or "wb", got {mode!r}')
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix=_TEMP_SUFFIX)
     try:
         with os.fdopen(fd, mode) as f:
             yield f
@@ -35,6 +39,24 @@ def atomic_open(path: PathLike, mode: str = 'w') -> Iterator[IO]:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def remove_orphan_temp_files(folder: PathLike) -> List[Path]:
+    """Remove the temporary files ``atomic_open`` left in ``folder`` (not recursive) when its
+    process was killed mid-write, and return their paths.
+
+    Only call it where no other process is writing into ``folder`` at the same time (e.g. a
+    training's work dir when the training starts): a live write's temporary file looks the same.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in sorted(folder.iterdir()):
+        if _TEMP_NAME.match(path.name) and path.is_file():
+            path.unlink(missing_ok=True)  # another rank may have removed it first
+            removed.append(path)
+    return removed
 
 
 def _json_default(obj: Any) -> Any:
@@ -46,10 +68,35 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f'atomic_write_json: cannot encode {type(obj).__name__} as JSON')
 
 
+def _first_non_finite(obj: Any, where: str = '') -> str:
+    """The key path of the first NaN / inf number in ``obj`` ('' when there is none)."""
+    if isinstance(obj, dict):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = enumerate(obj)
+    elif isinstance(obj, np.ndarray):
+        return '' if obj.dtype.kind not in 'fc' or np.isfinite(obj).all() else where or '<root>'
+    else:  # only floats can be non-finite (strings such as "nan" are text)
+        finite = not isinstance(obj, (float, np.floating)) or np.isfinite(obj)
+        return '' if finite else where or '<root>'
+    for key, value in items:
+        found = _first_non_finite(value, f'{where}[{key!r}]')
+        if found:
+            return found
+    return ''
+
+
 def atomic_write_json(obj: Any, path: PathLike, indent: int = 2) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically (numpy scalars/arrays allowed)."""
+    """Write ``obj`` as JSON to ``path`` atomically (numpy scalars/arrays allowed).
+
+    NaN / inf are refused (``allow_nan=False``): strict JSON parsers reject the bare ``NaN``
+    token, so a non-finite number is an error naming its key, and ``path`` is left untouched."""
+    bad = _first_non_finite(obj)
+    if bad:
+        raise ValueError(f'atomic_write_json: {path}: non-finite number at {bad}; JSON has no NaN '
+                         '/ inf (validate the inputs that produced it)')
     with atomic_open(path, 'w') as f:
-        json.dump(obj, f, indent=indent, default=_json_default)
+        json.dump(obj, f, indent=indent, default=_json_default, allow_nan=False)
 
 
 def atomic_save_png(image: Image.Image, path: PathLike) -> None:

@@ -486,14 +486,15 @@ def build_fastsam2_side(config: str, checkpoint: Optional[str], device: str,
         # a VideoSource over the lazy sequence (a plain list would be decoded up front)
         return video_predictor.init_state(FrameListSource(frames))
 
-    return Side(name=f'FastSAM2 ({Path(config).stem})', image_predictor=image_api.FastSAM2ImagePredictor(model),
+    return Side(name=f'FastSAM2 ({Path(config).stem})',
+                image_predictor=image_api.FastSAM2ImagePredictor(model),
                 video_predictor=video_predictor, init_video=init_video,
                 encoders=[model.backbone, model.neck],
                 # SegPredictor takes the BGR order mmcv reads
                 panoptic=lambda rgb: panoptic.panoptic(rgb[..., ::-1]),
                 hooks=dict(preprocess=[(model.data_preprocessor, 'forward')],
-                           postprocess=[(rapsam, '_to_output_res'), (image_api, '_to_output_res'),
-                                        (model.panoptic_fusion_head, 'predict')]))
+                           postprocess=[(rapsam, 'to_output_res'), (image_api, 'to_output_res'),
+                                        (model.panoptic_fusion_head, 'predict_grid')]))
 
 
 def latency_stats(times_ms: Sequence[float]) -> Dict[str, float]:

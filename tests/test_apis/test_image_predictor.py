@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from seg.apis import (FastSAM2AutomaticMaskGenerator, FastSAM2ImagePredictor, ModelClickPredictor)
+from seg.apis import FastSAM2AutomaticMaskGenerator, FastSAM2ImagePredictor, ModelClickPredictor
 from seg.evaluation.interactive import run_click_session
 from tests.conftest import REPO_ROOT
 

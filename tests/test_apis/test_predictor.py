@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from seg.apis import ModelClickPredictor, SegPredictor, draw_panoptic, draw_prompt_result
-from seg.evaluation.interactive import Click, run_click_session
+from seg.evaluation.interactive import mask_iou, run_click_session
 from tests.conftest import REPO_ROOT
 
 CFG = str(REPO_ROOT / 'configs/rapsam/rapsam_tiny_coco_panoptic.py')
@@ -45,7 +45,7 @@ def test_panoptic_at_original_resolution(predictor, image):
 def test_bad_inputs_name_the_problem(predictor, image, tmp_path):
     with pytest.raises(FileNotFoundError, match='nope.jpg'):
         predictor.panoptic(str(tmp_path / 'nope.jpg'))
-    with pytest.raises(ValueError, match='uint8 BGR'):
+    with pytest.raises(ValueError, match=r'must be uint8 \(0..255\), got dtype float32'):
         predictor.panoptic(image.astype(np.float32))
     with pytest.raises(ValueError, match='image size'):
         predictor.prompt(image, masks=np.zeros((1, 5, 5)))
@@ -58,11 +58,19 @@ def test_click_predictor_runs_the_protocol(predictor, image):
     gt[100:200, 150:300] = 1
     click_model = ModelClickPredictor(predictor)
     session = run_click_session(image, gt, click_model, max_clicks=3)
-    assert len(session.clicks) == 3 and session.clicks[0] == Click(y=session.clicks[0].y,
-                                                                     x=session.clicks[0].x, is_positive=True)
-    assert session.ious.shape == (3, ) and ((session.ious >= 0) & (session.ious <= 1)).all()
-    logits = click_model(image, session.clicks, None)
+    assert len(session.clicks) == 3 and session.ious.shape == (3, )
+    # the protocol's first click: positive, at the object's centre (farthest from its border, 50 px)
+    first = session.clicks[0]
+    assert first.is_positive and 149 <= first.y <= 150 and 199 <= first.x <= 250
+    # the session's round-1 IoU is the IoU of what the model predicts for that one click
+    logits = click_model(image, session.clicks[:1], None)
     assert logits.shape == image.shape[:2] and np.isfinite(logits).all()
+    pred = torch.as_tensor(logits).sigmoid().numpy() > 0.49
+    assert session.ious[0] == pytest.approx(mask_iou(gt, pred), abs=1e-6)
+    # later clicks are corrections: each one lands where the previous prediction was wrong
+    for k in (1, 2):
+        click = session.clicks[k]
+        assert bool(gt[click.y, click.x]) == click.is_positive
     with pytest.raises(ValueError, match='click or a box'):
         click_model(image, [], None)
 

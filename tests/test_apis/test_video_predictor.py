@@ -192,11 +192,11 @@ def test_bad_inputs_give_clear_errors(predictor, tmp_path):
     with pytest.raises(ValueError, match='cannot open video .*broken.mp4'):
         predictor.init_state(str(broken))
     state = predictor.init_state(_frames(7))
-    with pytest.raises(ValueError, match=r'point \[130.0, 10.0\] lies outside the 128x96 frame'):
-        predictor.add_new_points_or_box(state, 0, 1, points=[[130, 10]], labels=[1])
-    with pytest.raises(ValueError, match='box corner .* outside'):
+    with pytest.raises(ValueError, match=r'points \[140.0, 10.0\] lies outside the image .*128x96'):
+        predictor.add_new_points_or_box(state, 0, 1, points=[[140, 10]], labels=[1])
+    with pytest.raises(ValueError, match=r'box \[1.5, 0.5\] lies outside the image .*normalised'):
         predictor.add_new_points_or_box(state, 0, 1, box=[0.1, 0.1, 1.5, 0.5], normalize_coords=False)
-    with pytest.raises(ValueError, match=r'mask must be \[H, W\] = \[96, 128\].*got \[48, 64\]'):
+    with pytest.raises(ValueError, match=r'mask of object 1 must be \[96, 128\].*got shape \(48, 64\)'):
         predictor.add_new_mask(state, 0, 1, np.ones((48, 64), bool))
     with pytest.raises(ValueError, match='empty'):
         predictor.add_new_mask(state, 0, 1, np.zeros((H, W), bool))
@@ -206,9 +206,9 @@ def test_bad_inputs_give_clear_errors(predictor, tmp_path):
         predictor.clear_all_prompts_in_frame(state, 0, 5)
     with pytest.raises(IndexError, match='frame_idx 8 out of range: the video has 8 frames'):
         predictor.add_new_points_or_box(state, 8, 1, points=[[10, 10]], labels=[1])
-    with pytest.raises(ValueError, match='point labels must be 1 .* or 0'):
+    with pytest.raises(ValueError, match=r'labels must be 1 \(positive\) or 0 \(negative\), got \[2\]'):
         predictor.add_new_points_or_box(state, 0, 1, points=[[10, 10]], labels=[2])
-    with pytest.raises(ValueError, match='2 points but 1 labels'):
+    with pytest.raises(ValueError, match=r'labels must have one label per point \(1, 2\)'):
         predictor.add_new_points_or_box(state, 0, 1, points=[[10, 10], [5, 5]], labels=[1])
     with pytest.raises(ValueError, match='give points'):
         predictor.add_new_points_or_box(state, 0, 1)
@@ -223,9 +223,10 @@ def test_bad_inputs_give_clear_errors(predictor, tmp_path):
     predictor.track(stream, _frames(7)[0])
     with pytest.raises(ValueError, match='current frame 0, got frame_idx=3'):
         predictor.add_new_points_or_box(stream, 3, 1, points=[[10, 10]], labels=[1])
-    with pytest.raises(ValueError, match=r'frame 1 is \(48, 64\) but the stream is \(96, 128\)'):
+    with pytest.raises(ValueError, match=r'stream frame 1 is 64x48 \(WxH\) but the stream is '
+                                         r'128x96; a stream keeps one frame size'):
         predictor.track(stream, np.zeros((48, 64, 3), np.uint8))
-    with pytest.raises(ValueError, match='RGB uint8 array'):
+    with pytest.raises(ValueError, match=r'must be uint8 \(0..255\)'):
         predictor.track(stream, np.zeros((H, W, 3), np.float32))
 
 

@@ -2,8 +2,13 @@
 import numpy as np
 import pytest
 
-from seg.datasets.clip_sampling import (as_range, draw_from_range, key_frame_indices,
-                                        sample_clip_indices, tile_clips)
+from seg.datasets.clip_sampling import (
+    as_range,
+    draw_from_range,
+    key_frame_indices,
+    sample_clip_indices,
+    tile_clips,
+)
 
 
 def test_as_range_and_draw():

@@ -73,6 +73,8 @@ def test_instances_json_loads_with_mmdet(toy):
                              pipeline=[dict(type='LoadImageFromFile'),
                                        dict(type='LoadAnnotations', with_mask=True)]))
     truth = toy.coco['val2017']
+    assert len(ds) == len(truth) > 0
+    compared = 0
     for i in range(len(ds)):
         res = ds[i]
         segs = truth[res['img_path'].split('/')[-1].replace('.jpg', '.png')]
@@ -80,3 +82,5 @@ def test_instances_json_loads_with_mmdet(toy):
         assert len(res['gt_masks']) == len(things)
         for k, m in enumerate(things):
             assert np.array_equal(res['gt_masks'].masks[k].astype(bool), m)
+            compared += 1
+    assert compared >= len(ds)  # every toy image has at least one thing

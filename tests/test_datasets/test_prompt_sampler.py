@@ -3,7 +3,8 @@ import cv2
 import numpy as np
 import pytest
 
-from seg.datasets.prompt_sampler import PromptSampler, category_words, mask_to_box, readable_name
+from seg.datasets.prompt_sampler import PromptSampler, category_words, readable_name
+from seg.utils.masks import mask_to_box
 
 
 def _blob(h=60, w=80) -> np.ndarray:
@@ -11,14 +12,6 @@ def _blob(h=60, w=80) -> np.ndarray:
     cv2.circle(mask.view(np.uint8), (30, 25), 12, 1, -1)
     mask[25:40, 30:55] = True
     return mask
-
-
-def test_mask_to_box_is_exclusive_on_the_right():
-    mask = np.zeros((10, 10), bool)
-    mask[2:5, 3:7] = True
-    assert mask_to_box(mask).tolist() == [3, 2, 7, 5]
-    with pytest.raises(ValueError, match='empty'):
-        mask_to_box(np.zeros((3, 3), bool))
 
 
 def test_readable_names_and_synonyms():

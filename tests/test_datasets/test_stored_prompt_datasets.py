@@ -3,8 +3,11 @@ flip / resize / crop land on their objects; YouTube-VIS stored clips keep their 
 import numpy as np
 import pytest
 
-from seg.datasets.converters import (coco_to_interactive_prompts, load_ytvis_interactive_meta,
-                                     ytvis_to_interactive_clips)
+from seg.datasets.converters import (
+    coco_to_interactive_prompts,
+    load_ytvis_interactive_meta,
+    ytvis_to_interactive_clips,
+)
 from seg.datasets.toy_dataset import PANOPTIC_METAINFO, VIS_METAINFO
 from seg.registry import DATASETS
 

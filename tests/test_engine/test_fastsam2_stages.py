@@ -80,7 +80,7 @@ def test_training_flags(tmp_path):
     # --resume auto with nothing to resume: a fresh start from the previous stage's checkpoint
     cfg = prepare(r50(2), '--stage', 2, '--resume', '--work-dir', tmp_path)
     assert not cfg.resume and cfg.load_from == 'work_dirs/fastsam2_stage1/iter_40000.pth'
-    (tmp_path / 'iter_8.pth').write_bytes(b'')
+    torch.save(dict(meta=dict(iter=8)), tmp_path / 'iter_8.pth')  # (a valid checkpoint archive)
     (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_8.pth'))
     cfg = prepare(r50(2), '--stage', 2, '--resume', 'auto', '--work-dir', tmp_path)
     assert cfg.resume and cfg.load_from == str(tmp_path / 'iter_8.pth')

@@ -10,8 +10,7 @@ from mmengine.runner import Runner
 import seg  # noqa: F401
 from seg.engine.fastsam2_stages import DEPLOY_CHECKPOINT, prepare_config, run
 from seg.registry import MODELS
-from tests.test_engine.toy_workspace import (TOY_STAGES, launcher_args, short_run_options,
-                                             toy_workspace)
+from tests.test_engine.toy_workspace import TOY_STAGES, launcher_args, short_run_options, toy_workspace
 
 # loss keys each stage must produce in one iteration (besides the head's usual ones)
 STAGE_LOSSES = {1: {'loss_distill_feat', 'loss_cls', 'loss_mask'},

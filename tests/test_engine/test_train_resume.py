@@ -1,7 +1,9 @@
 """One mmengine Runner iteration of the tiny RapSAM on a generated COCO-panoptic dataset, then
-checkpoint -> resume, checking that iteration, optimizer state and weights come back identical."""
+checkpoint -> resume, checking that iteration, optimizer state and weights come back identical;
+and a resumed toy training that equals the uninterrupted one bit for bit."""
 import copy
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -12,7 +14,10 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import seg  # noqa: F401
+from seg.engine.fastsam2_stages import prepare_config
+from seg.utils.masks import id2rgb
 from tests.conftest import REPO_ROOT
+from tests.test_engine.toy_workspace import TOY_STAGES, launcher_args, toy_workspace
 
 TINY_CFG = REPO_ROOT / 'configs/rapsam/rapsam_tiny_coco_panoptic.py'
 
@@ -29,7 +34,8 @@ def write_tiny_coco_panoptic(root: Path, categories: list, num_images: int = 2, 
         img = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
         pan = np.zeros((size, size), np.int64)
         segments = []
-        regions = [(slice(0, size // 2), slice(0, size // 2)), (slice(size // 2, size), slice(size // 3, size)),
+        regions = [(slice(0, size // 2), slice(0, size // 2)),
+                   (slice(size // 2, size), slice(size // 3, size)),
                    (slice(0, size // 2), slice(size // 2, size))]
         for k, (cat, region) in enumerate(zip(things + [stuff], regions)):
             seg_id = 1000 * (i + 1) + k + 1
@@ -41,7 +47,7 @@ def write_tiny_coco_panoptic(root: Path, categories: list, num_images: int = 2, 
                                        int(ys.max() - ys.min() + 1)]))
         name = f'{i:012d}'
         cv2.imwrite(str(root / 'images' / f'{name}.jpg'), img)
-        rgb = np.stack([pan % 256, pan // 256 % 256, pan // 65536], -1).astype(np.uint8)
+        rgb = id2rgb(pan)
         cv2.imwrite(str(root / 'panoptic' / f'{name}.png'), rgb[..., ::-1])
         images.append(dict(id=i + 1, file_name=f'{name}.jpg', height=size, width=size))
         annotations.append(dict(image_id=i + 1, file_name=f'{name}.png', segments_info=segments))
@@ -106,3 +112,40 @@ def test_train_one_iter_then_resume_exactly(tiny_dataset, tmp_path):
                 f'optimizer state {pid}.{key} differs after resume'
     # the message hub's HistoryBuffers (what weights_only loading used to reject) came back intact
     assert (resumed.message_hub.log_scalars['train/loss'].data[0] == loss_history).all()
+
+
+def test_resumed_toy_training_equals_the_uninterrupted_one(tmp_path_factory, tmp_path, monkeypatch):
+    """Toy stage 3 (random clips and augmentation, a clip-length curriculum that changes at
+    iteration 1, dataloader epochs of 3 batches): 4 iterations with a checkpoint at 2, against a
+    resume from that checkpoint, as if killed right after writing it, by ``--resume auto`` in a
+    work dir whose ``last_checkpoint`` is empty and which holds the temporary file of an
+    interrupted write. Weights and every logged loss are equal bit for bit."""
+    monkeypatch.chdir(toy_workspace(tmp_path_factory))
+    options = ['--cfg-options', 'load_from=None', 'train_cfg.max_iters=4', 'randomness.seed=0',
+               'default_hooks.checkpoint.interval=2', 'default_hooks.checkpoint.max_keep_ckpts=5',
+               'default_hooks.logger.interval=1', 'custom_hooks.0.schedule=[[0,[2,3]],[1,[3,4]]]']
+
+    def train(work_dir, *flags):
+        runner = Runner.from_cfg(prepare_config(launcher_args(
+            [TOY_STAGES[3], '--stage', 3, '--work-dir', work_dir, *flags, *options])))
+        runner.train()
+        return runner
+
+    full = train(tmp_path / 'full')
+    killed = tmp_path / 'killed'
+    killed.mkdir()
+    shutil.copy(tmp_path / 'full' / 'iter_2.pth', killed)
+    (killed / 'last_checkpoint').write_text('')
+    orphan = killed / '.iter_3.pth.k1ll3d00.tmp'
+    orphan.write_bytes(b'half a checkpoint')
+    resumed = train(killed, '--resume', 'auto')
+
+    assert resumed.iter == full.iter == 4 and not orphan.exists()
+    weights, expected = resumed.model.state_dict(), full.model.state_dict()
+    assert [k for k in expected if not torch.equal(weights[k], expected[k])] == []
+    logged = [k for k in full.message_hub.log_scalars if 'loss' in k or k == 'train/grad_norm']
+    assert 'train/loss_dpsr_mask' in logged
+    for key in logged:
+        a = full.message_hub.log_scalars[key].data[0]
+        b = resumed.message_hub.log_scalars[key].data[0]
+        assert len(a) == 4 and np.array_equal(a, b), f'{key}: {a} != {b}'

@@ -5,9 +5,19 @@ import pytest
 from PIL import Image
 from scipy.spatial import cKDTree
 
-from seg.evaluation.davis import (boundary_map, boundary_radius, contour_accuracy, davis_palette,
-                                  decay_bins, evaluate_davis, masks_to_id_map, read_davis_png,
-                                  region_similarity, sequence_statistics, write_davis_png)
+from seg.evaluation.davis import (
+    boundary_map,
+    boundary_radius,
+    contour_accuracy,
+    davis_palette,
+    decay_bins,
+    evaluate_davis,
+    masks_to_id_map,
+    read_davis_png,
+    region_similarity,
+    sequence_statistics,
+    write_davis_png,
+)
 
 
 def test_boundary_map_hand_computed():

@@ -6,10 +6,19 @@ import pytest
 from PIL import Image
 from scipy.ndimage import distance_transform_edt
 
-from seg.evaluation.interactive import (Click, ClickSimulator, box_prompt_iou, compute_noc,
-                                        interior_point, mask_iou, mask_to_box, miou_at_clicks,
-                                        run_click_session)
+from seg.evaluation.interactive import (
+    Click,
+    ClickSimulator,
+    box_prompt_iou,
+    compute_noc,
+    interior_point,
+    mask_iou,
+    miou_at_clicks,
+    run_click_session,
+)
 from seg.evaluation.panoptic_quality import read_panoptic_png
+from seg.utils.masks import mask_to_box
+
 from .toy_predictor import DiskPredictor
 
 
@@ -140,7 +149,7 @@ def test_box_prompt_and_mask_to_box():
     gt = np.zeros((10, 12), dtype=np.int64)
     gt[2:6, 3:9] = 1
     box = mask_to_box(gt)
-    assert box == [3.0, 2.0, 9.0, 6.0]  # COCO convention: x2 = x1 + width
+    assert box.tolist() == [3.0, 2.0, 9.0, 6.0]  # COCO convention: x2 = x1 + width
     image = np.zeros((10, 12, 3), dtype=np.uint8)
     assert box_prompt_iou(image, gt, DiskPredictor(), box) == 1.0
     disk = _disk_gt()
@@ -152,6 +161,7 @@ def _check_session_invariants(gt: np.ndarray, session, predictor: DiskPredictor)
     """Each click fixes an error of the prediction it saw; IoUs match an independent count."""
     obj, valid = gt == 1, gt != -1
     pred = np.zeros(gt.shape, dtype=bool)
+    logits = None  # the previous click's prediction, fed back from the second click on
     for k, click in enumerate(session.clicks):
         assert valid[click.y, click.x], 'a click landed on an ignored pixel'
         if click.is_positive:
@@ -159,7 +169,7 @@ def _check_session_invariants(gt: np.ndarray, session, predictor: DiskPredictor)
         else:
             assert not obj[click.y, click.x] and pred[click.y, click.x]
         logits = predictor(np.zeros(gt.shape + (3, ), np.uint8), session.clicks[:k + 1],
-                           None if k == 0 else logits)
+                           logits)
         pred = logits > 0
         inter = np.sum(pred & obj & valid)
         union = np.sum((pred | obj) & valid)

@@ -6,8 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from seg.evaluation.panoptic_quality import (PQStat, id2rgb, pq_compute, read_panoptic_png, rgb2id,
-                                             write_panoptic_png)
+from seg.evaluation.panoptic_quality import PQStat, pq_compute, read_panoptic_png, write_panoptic_png
 
 CATEGORIES = {
     1: {'id': 1, 'name': 'a', 'isthing': 1},
@@ -102,12 +101,6 @@ def test_inconsistent_inputs_raise():
         PQStat().add_image(GT_SEGMENTS[:3], PRED_SEGMENTS, GT_IDS, PRED_IDS, CATEGORIES, 1)
     with pytest.raises(ValueError, match='shape'):
         PQStat().add_image(GT_SEGMENTS, PRED_SEGMENTS, GT_IDS, PRED_IDS[:, :5], CATEGORIES, 1)
-
-
-def test_rgb_id_round_trip():
-    ids = np.array([[0, 1, 256, 65536 + 7], [3937500, 16777215, 5, 6]])
-    assert rgb2id(id2rgb(ids)).tolist() == ids.tolist()
-    assert id2rgb(np.array([[258]]))[0, 0].tolist() == [2, 1, 0]  # R + 256 G + 256² B
 
 
 def _write_case(tmp_path):

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from seg.evaluation.davis import contour_accuracy
+
 from .tool_runner import load_main
 
 SEQUENCES = ('horsejump-high', 'drift-chicane')

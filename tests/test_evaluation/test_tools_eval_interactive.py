@@ -7,6 +7,7 @@ from PIL import Image
 
 from seg.evaluation.interactive import evaluate_object, interior_point, summarize_objects
 from seg.evaluation.panoptic_quality import read_panoptic_png
+
 from .tool_runner import load_main
 from .toy_predictor import DiskPredictor
 

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seg.utils.realtime_benchmark import (TASKS, BenchSettings, FrameSource, Side, parse_sizes,
-                                          run_benchmark)
+from seg.utils.realtime_benchmark import TASKS, BenchSettings, FrameSource, Side, parse_sizes, run_benchmark
 from tests.conftest import REPO_ROOT
 
 TOOL = REPO_ROOT / 'tools/benchmark/benchmark_realtime.py'

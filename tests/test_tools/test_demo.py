@@ -1,6 +1,5 @@
 """demo/demo.py: every task on the shared samples with the tiny FastSAM2 (random init, 128 px, CPU),
 the files it writes, and clear errors for bad inputs."""
-import importlib.util
 import io
 import json
 import shutil
@@ -14,7 +13,7 @@ import pytest
 from PIL import Image
 
 from seg.evaluation.panoptic_quality import read_panoptic_png
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, load_script
 
 TINY = str(REPO_ROOT / 'configs/fastsam2/model_fastsam2_tiny.py')
 COMMON = ['--config', TINY, '--image-size', '128', '--device', 'cpu']
@@ -23,10 +22,7 @@ H, W = 480, 854  # DAVIS 480p
 
 @pytest.fixture(scope='module')
 def demo():
-    spec = importlib.util.spec_from_file_location('fastsam2_demo', REPO_ROOT / 'demo/demo.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('demo/demo.py')
 
 
 @pytest.fixture(scope='module')
@@ -185,7 +181,7 @@ def test_interactive_video_live_terminal_prompts(demo, bear_dir, tmp_path, monke
     assert [p['source'] for p in summary['prompts']] == ['stdin line 1', 'stdin line 3']
     assert summary['frames'][1]['objects'][1]['area'] == 0  # obj 2 joins on frame 2
     err = capsys.readouterr().err
-    assert 'waiting for a first prompt line' in err and 'skipped: stdin line 2: not a JSON' in err
+    assert 'waiting for a first prompt line' in err and 'skipped: stdin line 2: not valid JSON' in err
 
 
 def test_interactive_video_mp4_with_cli_points(demo, bear_mp4, tmp_path):
@@ -220,8 +216,8 @@ def bad_files(tmp_path, bear):
 
 
 @pytest.mark.parametrize('args, message', [
-    (['{tmp}/broken.jpg', '--task', 'panoptic'], 'cannot read image .*broken.jpg'),
-    (['{tmp}/missing.jpg', '--task', 'panoptic'], 'input not found: .*missing.jpg'),
+    (['{tmp}/broken.jpg', '--task', 'panoptic'], 'input image .*broken.jpg cannot be read as an image'),
+    (['{tmp}/missing.jpg', '--task', 'panoptic'], 'input image not found: .*missing.jpg'),
     (['{tmp}/broken.mp4', '--task', 'vos', '--first-mask', '{tmp}/small.png'],
      'cannot read video input .*broken.mp4'),
     (['{coco}', '--task', 'interactive_image', '--points', '10,20,1 10,x,1'],

@@ -1,7 +1,6 @@
 """tools/deployment/export_onnx.py and seg.deployment.onnx_export: the tiny FastSAM2 encoder and
 prompt decoder exported at 128x128 match PyTorch through onnxruntime, for object / point counts
-other than the traced ones (dynamic axes)."""
-import importlib.util
+other than the traced ones (dynamic axes). The video graphs: tests/test_deployment."""
 from pathlib import Path
 
 import onnx
@@ -9,17 +8,14 @@ import pytest
 
 from seg.apis.image_predictor import build_model
 from seg.deployment.onnx_export import DECODER_INPUTS, check_parity, export_onnx
+from tests.conftest import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = str(REPO / 'configs/fastsam2/model_fastsam2_tiny.py')
 
 
 def _cli():
-    spec = importlib.util.spec_from_file_location('export_onnx_cli',
-                                                  REPO / 'tools/deployment/export_onnx.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('tools/deployment/export_onnx.py')
 
 
 @pytest.fixture(scope='module')
@@ -53,10 +49,30 @@ def test_onnxruntime_parity_encoder_and_decoder(exported):
     assert max(diffs.values()) < 1e-3, diffs
 
 
-def test_cli_rejects_video_and_unknown_parts_before_building(tmp_path, capsys):
+def test_cli_rejects_unknown_parts_before_building(tmp_path, capsys):
     cli = _cli()
-    assert cli.main(['--config', TINY, '--out-dir', str(tmp_path), '--parts', 'video']) == 1
-    assert 'StreamingTracker' in capsys.readouterr().err
     assert cli.main(['--config', TINY, '--out-dir', str(tmp_path), '--parts', 'encoder,head']) == 1
     assert "unknown part(s) ['head']" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_rejects_video_for_a_model_without_memory(tmp_path, capsys):
+    """RapSAM without FastSAM2's streaming memory cannot track: 'video' fails before any export."""
+    cli = _cli()
+    config = str(REPO / 'configs/rapsam/rapsam_tiny_coco_panoptic.py')
+    with pytest.warns(UserWarning, match='RANDOM weights'):
+        assert cli.main(['--config', config, '--out-dir', str(tmp_path), '--parts',
+                         'encoder,video']) == 1
+    assert 'no streaming memory' in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_rejects_video_for_a_model_with_a_mask_warp(tmp_path, capsys):
+    """The warp's previous-frame keys are state the video graphs do not carry: refused, not
+    silently exported without the warp."""
+    cli = _cli()
+    with pytest.warns(UserWarning, match='RANDOM weights'):
+        assert cli.main(['--config', TINY, '--out-dir', str(tmp_path), '--parts', 'encoder,video',
+                         '--cfg-options', 'model.panoptic_head.mask_warp.radius=2']) == 1
+    assert 'mask_warp' in capsys.readouterr().err
     assert not list(tmp_path.iterdir())

@@ -9,8 +9,8 @@ import pytest
 import torch
 from mmengine.utils import ProgressBar
 from PIL import Image
-from pycocotools.coco import COCO
 from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
 
 from seg.datasets.davis import scan_davis_sequence
 from seg.evaluation.davis import davis_palette, read_davis_png, write_davis_png

@@ -17,9 +17,9 @@ from mmengine.runner import Runner
 
 import seg  # noqa: F401
 from seg.engine.fastsam2_stages import prepare_config, run
+from seg.engine.resume_checkpoint import find_resumable_checkpoint
 from tests.conftest import REPO_ROOT
-from tests.test_engine.toy_workspace import (TOY_STAGES, launcher_args, short_run_options,
-                                             toy_workspace)
+from tests.test_engine.toy_workspace import TOY_STAGES, launcher_args, short_run_options, toy_workspace
 
 # One process with 2 samples and two with one each legitimately differ in BatchNorm statistics
 # and in per-sample random draws (flip, resize, the head's point sampling and matching); these
@@ -111,7 +111,8 @@ def test_resume_after_kill_continues_with_identical_state(workspace, tmp_path):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    resumed_from = last.read_text().strip()  # iter_2 or a later one written before the kill
+    # iter_2 or a later one written before the kill (last_checkpoint may lag the newest by one)
+    resumed_from = find_resumable_checkpoint(str(work))
     k = int(resumed_from.rsplit('iter_', 1)[1].split('.')[0])
     ckpt = torch.load(resumed_from, weights_only=False)
 

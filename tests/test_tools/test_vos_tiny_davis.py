@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from tests.conftest import REPO_ROOT
+
 from .test_vos_baselines import write_square_davis2016
 
 CONFIG = REPO_ROOT / 'configs/fastsam2/vos_tiny_davis.py'

@@ -31,8 +31,8 @@ from rich.table import Table
 import seg  # noqa: F401  (registration)
 from seg.models import VideoSegDataPreprocessor
 from seg.registry import MODELS
-from seg.utils.profiling import gflops, median_ms, prepare_benchmark
 from seg.structures import build_prompts
+from seg.utils.profiling import gflops, median_ms, prepare_benchmark
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = {
@@ -120,7 +120,8 @@ def main() -> None:
     img = torch.randint(0, 256, (3, args.height, args.width), dtype=torch.uint8)
     click = build_prompts(points=[[[args.width // 2, args.height // 2]]], point_labels=[[1]])
 
-    table = Table(title=f'RapSAM vs FastSAM2 ({args.size} configs, random init) at {args.width}x{args.height}, '
+    table = Table(title=f'RapSAM vs FastSAM2 ({args.size} configs, random init) at '
+                        f'{args.width}x{args.height}, '
                         f'CPU {torch.get_num_threads()} thread(s), median of {args.repeats} runs')
     for col in ('model', 'params (M)', 'w/o text tower (M)', 'mode', 'GFLOPs', 'ms', 'vs baseline'):
         table.add_column(col, justify='right')

@@ -30,10 +30,22 @@ os.environ.setdefault('TQDM_DISABLE', '1')  # SAM2's propagate_in_video draws a 
 import torch  # noqa: E402
 
 from seg.utils.profiling import prepare_benchmark  # noqa: E402
-from seg.utils.realtime_benchmark import (DEFAULT_SIZES, PRECISIONS, SAM2_CONFIGS, STAGES,  # noqa: E402
-                                          TASKS, BenchSettings, build_fastsam2_side,
-                                          build_sam2_side, compile_encoders, environment,
-                                          parse_sizes, print_table, run_benchmark, write_outputs)
+from seg.utils.realtime_benchmark import (  # noqa: E402
+    DEFAULT_SIZES,
+    PRECISIONS,
+    SAM2_CONFIGS,
+    STAGES,
+    TASKS,
+    BenchSettings,
+    build_fastsam2_side,
+    build_sam2_side,
+    compile_encoders,
+    environment,
+    parse_sizes,
+    print_table,
+    run_benchmark,
+    write_outputs,
+)
 
 
 def parse_args() -> argparse.Namespace:

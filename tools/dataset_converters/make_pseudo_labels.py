@@ -33,12 +33,12 @@ from pycocotools import mask as mask_utils
 from torchvision.ops import nms
 
 from seg.datasets.davis import MASK_FORMATS, davis_sequences, scan_davis_sequence
-from seg.datasets.prompt_sampler import mask_to_box
-from seg.datasets.transforms.loading import read_davis_png
+from seg.datasets.transforms.loading import read_davis_objects
 from seg.evaluation.davis import write_davis_png
 from seg.models.teachers import SAM2Teacher
 from seg.structures.prompts import build_prompts
 from seg.utils.atomic_io import atomic_write_json
+from seg.utils.masks import mask_to_box
 from seg.utils.rle import mask_to_rle
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
@@ -71,7 +71,7 @@ def propagate_sequence(teacher: SAM2Teacher, frames: List[dict], mask_format: st
     if first is None:
         raise FileNotFoundError(f'no first-frame annotation for {frames[0]["img_path"]} (expected '
                                 f'{osp.splitext(frames[0]["img_path"])[0]}.png under Annotations/)')
-    ids, masks, _ = read_davis_png(first, mask_format)
+    ids, masks, _ = read_davis_objects(first, mask_format)
     if not ids:
         raise ValueError(f'{first}: the first-frame annotation has no object')
     values = [BINARY_OBJECT_VALUE] if mask_format == 'binary' else ids

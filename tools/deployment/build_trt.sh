@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
 # Build TensorRT engines (fp16) from the ONNX graphs of tools/deployment/export_onnx.py.
 #
-#   bash tools/deployment/build_trt.sh ONNX_DIR [MAX_OBJECTS] [MAX_POINTS]
+#   bash tools/deployment/build_trt.sh ONNX_DIR [MAX_OBJECTS] [MAX_POINTS] [MAX_ENTRIES]
 #
-# ONNX_DIR holds encoder.onnx / decoder.onnx (either may be missing). The encoder has a fixed
-# input size (the export's --image-size); the decoder gets a dynamic-shape profile over objects
-# (1..MAX_OBJECTS, default 16, optimised for 1) and points per object (1..MAX_POINTS, default 8,
-# optimised for 2). Engines go beside the graphs: encoder_fp16.engine, decoder_fp16.engine.
+# ONNX_DIR holds any of encoder.onnx, decoder.onnx, video_prompt.onnx, video_step.onnx. The
+# encoder has a fixed input size (the export's --image-size); the other graphs get dynamic-shape
+# profiles over objects (1..MAX_OBJECTS, default 16, optimised for 1), points per object
+# (1..MAX_POINTS, default 8, optimised for 2) and, for video_step, memory entries per object
+# (1..MAX_ENTRIES, default long_capacity + short_capacity of ONNX_DIR/video.json, the most the
+# memory holds; optimised for the maximum). Engines go beside the graphs: <graph>_fp16.engine.
 # Needs TensorRT's trtexec on PATH (or TRTEXEC=/path/to/trtexec); see docs/deployment.md.
 set -euo pipefail
 
-if [[ $# -lt 1 || $# -gt 3 ]]; then
-    echo "usage: $0 ONNX_DIR [MAX_OBJECTS] [MAX_POINTS]" >&2
+if [[ $# -lt 1 || $# -gt 4 ]]; then
+    echo "usage: $0 ONNX_DIR [MAX_OBJECTS] [MAX_POINTS] [MAX_ENTRIES]" >&2
     exit 2
 fi
 DIR=$1
 MAX_N=${2:-16}
 MAX_P=${3:-8}
+MAX_M=${4:-}
 TRTEXEC=${TRTEXEC:-trtexec}
 if ! command -v "$TRTEXEC" >/dev/null 2>&1; then
     echo "error: TensorRT's trtexec was not found ('$TRTEXEC' is not on PATH). Install TensorRT" \
@@ -24,38 +27,62 @@ if ! command -v "$TRTEXEC" >/dev/null 2>&1; then
          "PATH, or set TRTEXEC=/path/to/trtexec." >&2
     exit 1
 fi
-if [[ ! -f "$DIR/encoder.onnx" && ! -f "$DIR/decoder.onnx" ]]; then
-    echo "error: neither $DIR/encoder.onnx nor $DIR/decoder.onnx exists; run" \
-         "tools/deployment/export_onnx.py --out-dir $DIR first" >&2
+GRAPHS=()
+for g in encoder decoder video_prompt video_step; do
+    [[ -f "$DIR/$g.onnx" ]] && GRAPHS+=("$g")
+done
+if [[ ${#GRAPHS[@]} -eq 0 ]]; then
+    echo "error: $DIR holds none of encoder.onnx, decoder.onnx, video_prompt.onnx," \
+         "video_step.onnx; run tools/deployment/export_onnx.py --out-dir $DIR first" >&2
     exit 1
 fi
-for v in "$MAX_N" "$MAX_P"; do
+if [[ -f "$DIR/video_step.onnx" && -z "$MAX_M" ]]; then
+    if [[ ! -f "$DIR/video.json" ]]; then
+        echo "error: $DIR/video.json (written with video_step.onnx) is missing; give MAX_ENTRIES" >&2
+        exit 1
+    fi
+    MAX_M=$(python -c "import json, sys; m = json.load(open(sys.argv[1]))['memory']; \
+print(m['long_capacity'] + m['short_capacity'])" "$DIR/video.json")
+fi
+for v in "$MAX_N" "$MAX_P" ${MAX_M:+"$MAX_M"}; do
     if ! [[ "$v" =~ ^[1-9][0-9]*$ ]]; then
-        echo "error: MAX_OBJECTS and MAX_POINTS must be positive integers, got '$v'" >&2
+        echo "error: MAX_OBJECTS, MAX_POINTS and MAX_ENTRIES must be positive integers, got '$v'" >&2
         exit 2
     fi
 done
 
-if [[ -f "$DIR/encoder.onnx" ]]; then
-    echo "building $DIR/encoder_fp16.engine"
-    "$TRTEXEC" --onnx="$DIR/encoder.onnx" --fp16 --saveEngine="$DIR/encoder_fp16.engine"
-fi
-
-if [[ -f "$DIR/decoder.onnx" ]]; then
-    # the mask grid (h, w) of mask_input and the embedding size are fixed by the export; read them
-    read -r C H W < <(python - "$DIR/decoder.onnx" <<'PY'
+# three lines, the min / opt / max "name:d0xd1x..." of every input of a graph: the dynamic axes
+# (named in the export) at 1 / the optimum / the maximum of num_objects, num_points, num_entries
+profiles() {  # GRAPH M_MAX
+    python - "$DIR/$1.onnx" "$MAX_N" "$MAX_P" "$2" <<'PY'
 import sys
 import onnx
-dims = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim]
-        for i in onnx.load(sys.argv[1]).graph.input}
-print(dims['image_embed'][1], *dims['mask_input'][1:])
+inputs = onnx.load(sys.argv[1]).graph.input
+n, p, m = sys.argv[2:5]
+for sizes in (dict(num_objects=1, num_points=1, num_entries=1),
+              dict(num_objects=1, num_points=2, num_entries=m),
+              dict(num_objects=n, num_points=p, num_entries=m)):
+    print(','.join(i.name + ':' + 'x'.join(str(sizes[d.dim_param]) if d.dim_param
+                                            else str(d.dim_value)
+                                            for d in i.type.tensor_type.shape.dim)
+                   for i in inputs))
 PY
-)
-    shapes() {  # N P -> the shape list of every dynamic input
-        echo "image_embed:1x${C}x${H}x${W},point_coords:$1x$2x2,point_labels:$1x$2,boxes:$1x4,box_valid:$1,mask_input:$1x${H}x${W},mask_valid:$1"
-    }
-    echo "building $DIR/decoder_fp16.engine (objects 1..$MAX_N, points 1..$MAX_P)"
-    "$TRTEXEC" --onnx="$DIR/decoder.onnx" --fp16 --saveEngine="$DIR/decoder_fp16.engine" \
-        --minShapes="$(shapes 1 1)" --optShapes="$(shapes 1 2)" \
-        --maxShapes="$(shapes "$MAX_N" "$MAX_P")"
-fi
+}
+
+for g in "${GRAPHS[@]}"; do
+    engine="$DIR/${g}_fp16.engine"
+    if [[ $g == encoder ]]; then
+        echo "building $engine"
+        "$TRTEXEC" --onnx="$DIR/$g.onnx" --fp16 --saveEngine="$engine"
+        continue
+    fi
+    m_max=${MAX_M:-1}
+    case $g in
+        video_step) ranges="objects 1..$MAX_N, memory entries 1..$m_max" ;;
+        *) ranges="objects 1..$MAX_N, points 1..$MAX_P" ;;
+    esac
+    { read -r min_shapes; read -r opt_shapes; read -r max_shapes; } < <(profiles "$g" "$m_max")
+    echo "building $engine ($ranges)"
+    "$TRTEXEC" --onnx="$DIR/$g.onnx" --fp16 --saveEngine="$engine" \
+        --minShapes="$min_shapes" --optShapes="$opt_shapes" --maxShapes="$max_shapes"
+done

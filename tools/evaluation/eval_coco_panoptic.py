@@ -12,8 +12,8 @@ holds ``{"All", "Things", "Stuff"}`` each ``{"pq", "sq", "rq", "n"}`` as fractio
 import argparse
 from typing import List, Optional
 
-from seg.utils.atomic_io import atomic_write_json
 from seg.evaluation.panoptic_quality import pq_compute
+from seg.utils.atomic_io import atomic_write_json
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -13,8 +13,8 @@ holds the global numbers as fractions, ``per_object`` J/F means keyed ``<seq>_<i
 import argparse
 from typing import List, Optional
 
-from seg.utils.atomic_io import atomic_write_json
 from seg.evaluation.davis import evaluate_davis, format_davis_table
+from seg.utils.atomic_io import atomic_write_json
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -29,10 +29,10 @@ import mmcv
 import numpy as np
 from mmengine.utils import ProgressBar
 
-from seg.utils.atomic_io import atomic_open, atomic_write_json
-from seg.evaluation.interactive import InteractivePredictor, evaluate_object, mask_to_box, \
-    summarize_objects
+from seg.evaluation.interactive import InteractivePredictor, evaluate_object, summarize_objects
 from seg.evaluation.panoptic_quality import read_panoptic_png
+from seg.utils.atomic_io import atomic_open, atomic_write_json
+from seg.utils.masks import mask_to_box
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)

@@ -20,8 +20,14 @@ from typing import Callable, Dict, List, Optional
 import cv2
 import numpy as np
 
-from seg.evaluation.davis import (GLOBAL_KEYS, evaluate_davis, format_davis_table, read_gt_ids,
-                                  read_imageset, write_davis_png)
+from seg.evaluation.davis import (
+    GLOBAL_KEYS,
+    evaluate_davis,
+    format_davis_table,
+    read_gt_ids,
+    read_imageset,
+    write_davis_png,
+)
 from seg.utils.atomic_io import atomic_write_json
 
 # Farneback parameters: a 3-level pyramid with a 15 px window follows DAVIS motion (up to

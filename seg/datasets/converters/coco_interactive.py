@@ -26,8 +26,8 @@ from PIL import Image
 from pycocotools.coco import COCO
 
 from seg.datasets.prompt_sampler import PromptSampler
-from seg.datasets.transforms.loading import rgb_to_panoptic_id
 from seg.utils.atomic_io import atomic_write_json
+from seg.utils.masks import rgb2id
 from seg.utils.versioned_file import check_versioned
 
 FORMAT = 'fastsam2-interactive-prompts'
@@ -75,7 +75,7 @@ def _panoptic_objects(ann_file: str, panoptic_dir: str, include_crowd: bool) -> 
         png_path = osp.join(panoptic_dir, ann['file_name'])
         if not osp.isfile(png_path):
             raise FileNotFoundError(f'panoptic PNG not found: {png_path}')
-        ids = rgb_to_panoptic_id(np.array(Image.open(png_path).convert('RGB')))
+        ids = rgb2id(np.array(Image.open(png_path).convert('RGB')))
         for seg in ann['segments_info']:
             if seg.get('iscrowd', 0) and not include_crowd:
                 continue

@@ -19,8 +19,9 @@ from typing import Optional
 from mmengine.utils import ProgressBar
 
 from seg.datasets.davis import INDEX_FORMAT, INDEX_VERSION, DAVISDataset
-from seg.datasets.transforms.loading import read_davis_png
+from seg.datasets.transforms.loading import read_davis_objects
 from seg.utils.atomic_io import atomic_write_json
+
 
 def davis_to_index(data_root: str, out_file: str, year: str = '2017',
                    split: Optional[str] = 'train', resolution: str = '480p',
@@ -35,7 +36,7 @@ def davis_to_index(data_root: str, out_file: str, year: str = '2017',
     for video in videos:
         for frame in video['images']:
             if frame['seg_map_path'] is not None:
-                ids, _, void = read_davis_png(frame['seg_map_path'], frame['mask_format'])
+                ids, _, void = read_davis_objects(frame['seg_map_path'], frame['mask_format'])
                 frame['object_ids'], frame['void_pixels'] = ids, int((void == 255).sum())
                 frame['seg_map_path'] = osp.relpath(frame['seg_map_path'], data_root)
             else:

@@ -1,5 +1,4 @@
 """Annotation loading transforms that need no extra dependency."""
-import io
 import warnings
 
 import mmcv
@@ -10,21 +9,12 @@ from mmdet.datasets.transforms import LoadAnnotations
 from mmdet.structures.bbox import HorizontalBoxes
 from mmdet.structures.mask import BitmapMasks
 from mmengine.fileio import get
-from PIL import Image
 from pycocotools import mask as mask_utils
 
-from seg.datasets.prompt_sampler import mask_to_box
 from seg.registry import TRANSFORMS
+from seg.utils.masks import mask_to_box, read_davis_png, rgb2id
 
 VOID = 255
-
-
-def rgb_to_panoptic_id(png: np.ndarray) -> np.ndarray:
-    """COCO-panoptic segment id of every pixel of an RGB PNG: ``R + 256 * G + 256**2 * B``."""
-    if png.ndim != 3 or png.shape[2] != 3:
-        raise ValueError(f'rgb_to_panoptic_id: expected an [H, W, 3] RGB array, got {png.shape}')
-    png = png.astype(np.int64)
-    return png[..., 0] + 256 * png[..., 1] + 256 * 256 * png[..., 2]
 
 
 @TRANSFORMS.register_module()
@@ -70,7 +60,7 @@ class LoadCocoPanopticAnnotations(LoadAnnotations):
         png = mmcv.imfrombytes(png_bytes, flag='color', channel_order='rgb', backend=self.imdecode_backend)
         if png is None:
             raise ValueError(f'panoptic PNG could not be decoded: {path}')
-        return rgb_to_panoptic_id(png)
+        return rgb2id(png)
 
     def _check_segments(self, pan_ids: np.ndarray, results: dict) -> None:
         listed = {s['id'] for s in results['segments_info']}
@@ -122,20 +112,14 @@ class LoadCocoPanopticAnnotations(LoadAnnotations):
         return f'{super().__repr__()[:-1]}, on_mismatch={self.on_mismatch!r})'
 
 
-def read_davis_png(path: str, mask_format: str) -> tuple:
+def read_davis_objects(path: str, mask_format: str) -> tuple:
     """Objects of a DAVIS annotation PNG: ``(object ids, bool masks [K, H, W], void map uint8)``.
 
     ``mask_format='binary'`` (DAVIS 2016): values 0/255, 255 is object 1, no void.
     ``mask_format='palette'`` (DAVIS 2017): palette indices, 1..254 objects, 255 void (the void
     map is 255 there and 0 elsewhere; void is never an object).
     """
-    try:
-        png = np.array(Image.open(io.BytesIO(get(path))))
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f'annotation PNG not found: {path}') from e
-    if png.ndim != 2:
-        raise ValueError(f'{path}: expected a single-channel (palette or grey) PNG, got shape '
-                         f'{png.shape}')
+    png = read_davis_png(path)
     values = np.unique(png)
     if mask_format == 'binary':
         if not set(values.tolist()) <= {0, 255}:
@@ -157,7 +141,9 @@ class LoadVideoFrameAnnotations(BaseTransform):
 
     Reads either the frame's ``instances`` (COCO RLE per object, YouTube-VIS) or its id PNG at
     ``seg_map_path`` (DAVIS: ``mask_format='binary'`` 0/255 -> object 1; ``'palette'`` ids
-    1..254 are objects, 255 is void). Objects with an empty mask are dropped.
+    1..254 are objects, 255 is void). A frame with neither (DAVIS test-dev: only the first
+    frame is annotated) has no objects, at the loaded image's size. Objects with an empty mask
+    are dropped.
 
     Added keys:
 
@@ -172,8 +158,10 @@ class LoadVideoFrameAnnotations(BaseTransform):
     def transform(self, results: dict) -> dict:
         if results.get('seg_map_path') is not None:
             masks, ids, labels, ignore, void = self._from_png(results)
-        else:
+        elif 'instances' in results:
             masks, ids, labels, ignore, void = self._from_instances(results)
+        else:  # an unannotated frame (DAVIS test-dev: only the first frame has its PNG)
+            masks, ids, labels, ignore, void = self._unannotated(results)
         h, w = void.shape
         shape = results.get('ori_shape') or results.get('img_shape')
         if shape is not None and tuple(shape[:2]) != (h, w):
@@ -193,13 +181,26 @@ class LoadVideoFrameAnnotations(BaseTransform):
 
     @staticmethod
     def _from_png(results: dict) -> tuple:
-        ids, masks, void = read_davis_png(results['seg_map_path'],
-                                          results.get('mask_format', 'palette'))
+        ids, masks, void = read_davis_objects(results['seg_map_path'],
+                                              results.get('mask_format', 'palette'))
         return masks.astype(np.uint8), ids, [0] * len(ids), [False] * len(ids), void
 
     @staticmethod
+    def _unannotated(results: dict) -> tuple:
+        shape = results.get('ori_shape') or results.get('img_shape')
+        if shape is None:
+            raise ValueError(f"{results.get('img_path')}: a frame without annotation takes its "
+                             'size from the image: run LoadImageFromFile before '
+                             'LoadVideoFrameAnnotations')
+        h, w = shape[:2]
+        return np.zeros((0, h, w), np.uint8), [], [], [], np.zeros((h, w), np.uint8)
+
+    @staticmethod
     def _from_instances(results: dict) -> tuple:
-        instances = results.get('instances', [])
+        instances = results['instances']
+        if 'height' not in results or 'width' not in results:
+            raise ValueError(f"{results.get('img_path')}: a frame with 'instances' needs its "
+                             "'height' and 'width' (the dataset's data info)")
         h, w = results['height'], results['width']
         masks = np.zeros((len(instances), h, w), np.uint8)
         for k, inst in enumerate(instances):

@@ -1,11 +1,12 @@
 """Offline prompts (``stored_prompts`` of the prompt-file datasets) -> prompts of the packed image."""
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 from mmengine.structures import InstanceData
 
 from seg.registry import TRANSFORMS
 from seg.structures.prompts import PADDING
+
 from .prompt_generation import GeneratePrompts
 
 

@@ -52,7 +52,9 @@ class ClipLengthCurriculumHook(Hook):
                         f'{type(loader.sampler).__name__} has no clip_length; use '
                         'VOSCurriculumSampler or MultiTaskSampler (with batch_sampler=None)')
 
-    def _apply(self, runner, iteration: int) -> None:
+    def prepare_sampler(self, runner, iteration: int) -> None:
+        """Set the sampler's clip length to that of ``iteration`` (also what ``ExactResumeHook``
+        calls while it fast-forwards the sampler on resume)."""
         sampler, length = self._sampler(runner), self.length_at(iteration)
         if sampler.clip_length != length:
             sampler.clip_length = length
@@ -60,8 +62,8 @@ class ClipLengthCurriculumHook(Hook):
                       logger='current')
 
     def before_train(self, runner) -> None:
-        self._apply(runner, runner.iter)
+        self.prepare_sampler(runner, runner.iter)
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         # this iteration's batch is already fetched: set the length of the next one
-        self._apply(runner, runner.iter + 1)
+        self.prepare_sampler(runner, runner.iter + 1)

@@ -8,8 +8,8 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
 from seg.registry import METRICS
-from ..davis import (GLOBAL_KEYS, evaluate_davis, format_davis_table, masks_to_id_map,
-                     write_davis_png)
+
+from ..davis import GLOBAL_KEYS, evaluate_davis, format_davis_table, masks_to_id_map, write_davis_png
 from .sample_fields import get_field, to_numpy
 
 

@@ -6,7 +6,9 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
 from seg.registry import METRICS
-from ..interactive import InteractivePredictor, evaluate_object, mask_to_box, summarize_objects
+from seg.utils.masks import mask_to_box
+
+from ..interactive import InteractivePredictor, evaluate_object, summarize_objects
 from .sample_fields import get_field, to_numpy
 
 

@@ -10,6 +10,7 @@ from mmengine.logging import MMLogger
 
 from seg.registry import METRICS
 from seg.utils.atomic_io import atomic_write_json
+
 from ..panoptic_quality import PQStat, read_panoptic_png, write_panoptic_png
 from .sample_fields import get_field, to_numpy
 

@@ -30,6 +30,7 @@ from open_clip.timm_model import TimmModel
 from torch import Tensor, nn
 
 from seg.registry import MODELS
+
 from .geom_branch import GeomBranch
 from .modules import TokenFusionModule, TokenPruner
 

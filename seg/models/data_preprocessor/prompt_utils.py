@@ -16,13 +16,25 @@ from seg.structures import scale_prompts
 
 class ResizeLongestSideMixin:
     """Adds the ``resize_longest_side`` option to an mmdet data preprocessor (cooperative
-    ``__init__``: list it before the preprocessor base class)."""
+    ``__init__``: list it before the preprocessor base class), and ``test_resize_longest_side``:
+    the size at inference when it differs from training's (a model trained on small crops may be
+    evaluated at a finer processing size); None = ``resize_longest_side``."""
 
-    def __init__(self, resize_longest_side: Optional[int] = None, **kwargs) -> None:
+    def __init__(self, resize_longest_side: Optional[int] = None,
+                 test_resize_longest_side: Optional[int] = None, **kwargs) -> None:
         super().__init__(**kwargs)
-        if resize_longest_side is not None and resize_longest_side <= 0:
-            raise ValueError(f'resize_longest_side must be positive, got {resize_longest_side}')
+        for name, value in (('resize_longest_side', resize_longest_side),
+                            ('test_resize_longest_side', test_resize_longest_side)):
+            if value is not None and value <= 0:
+                raise ValueError(f'{name} must be positive, got {value}')
         self.resize_longest_side = resize_longest_side
+        self.test_resize_longest_side = test_resize_longest_side
+
+    def longest_side(self, training: bool) -> Optional[int]:
+        """The processing size (longer side) of a training or an inference batch."""
+        if not training and self.test_resize_longest_side is not None:
+            return self.test_resize_longest_side
+        return self.resize_longest_side
 
 
 def longest_side_shape(h: int, w: int, longest: int) -> Tuple[int, int]:

@@ -2,6 +2,7 @@
 from mmdet.models.data_preprocessors import DetDataPreprocessor
 
 from seg.registry import MODELS
+
 from .prompt_utils import ResizeLongestSideMixin, pad_prompt_masks, resize_sample
 
 
@@ -11,17 +12,20 @@ class SegDataPreprocessor(ResizeLongestSideMixin, DetDataPreprocessor):
 
     Args:
         resize_longest_side: if set, each image is resized on the device so its longer side has this
-            length (the real-time inference path); prompts are scaled with it, and so is the ground truth when training.
+            length (the real-time inference path); prompts are scaled with it, and so is the
+            ground truth when training.
+        test_resize_longest_side: the size at inference, if not ``resize_longest_side``.
         **kwargs: ``DetDataPreprocessor`` arguments (mean, std, bgr_to_rgb, pad_size_divisor, ...).
     """
 
     def forward(self, data: dict, training: bool = False) -> dict:
         data = self.cast_data(data)
         samples = data.get('data_samples')
-        if self.resize_longest_side is not None:
+        longest = self.longest_side(training)
+        if longest is not None:
             if samples is None:
                 raise ValueError('SegDataPreprocessor: resizing needs data_samples to record the scale')
-            data['inputs'] = [resize_sample(img, s, self.resize_longest_side, training)
+            data['inputs'] = [resize_sample(img, s, longest, training)
                               for img, s in zip(data['inputs'], samples)]
         data = super().forward(data, training)
         if data['data_samples'] is not None:

@@ -4,6 +4,7 @@ from mmdet.models.data_preprocessors import TrackDataPreprocessor
 from mmdet.structures import TrackDataSample
 
 from seg.registry import MODELS
+
 from .prompt_utils import ResizeLongestSideMixin, pad_prompt_masks, resize_sample
 from .seg_data_preprocessor import SegDataPreprocessor
 
@@ -29,11 +30,12 @@ class VideoSegDataPreprocessor(ResizeLongestSideMixin, TrackDataPreprocessor):
             return self.image_preprocessor(data, training)
         data = self.cast_data(data)
         samples = data.get('data_samples')
-        if self.resize_longest_side is not None:
+        longest = self.longest_side(training)
+        if longest is not None:
             if samples is None:
                 raise ValueError('VideoSegDataPreprocessor: resizing needs data_samples')
             data['inputs'] = [
-                torch.stack([resize_sample(frame, track[t], self.resize_longest_side, training)
+                torch.stack([resize_sample(frame, track[t], longest, training)
                              for t, frame in enumerate(clip)])
                 for clip, track in zip(data['inputs'], samples)]
         data = super().forward(data, training)

@@ -14,9 +14,11 @@ from mmengine.structures import InstanceData
 from torch import nn
 
 from seg.registry import MODELS
+
 from ..heads.rapsam_head import HeadOutput, StepOutput
 from ..heads.sam_prompt_encoder import PromptTokens
 from ..utils.corrective_clicks import CorrectiveClicks
+from ..utils.mask_geometry import image_region, to_output_res
 from ..utils.memory_adapter import StreamingMemory
 from ..utils.task_router import MODES, RouteDecision
 from .streaming_tracker import StreamingTracker
@@ -162,7 +164,7 @@ class RapSAM(BaseDetector):
         candidates = head.num_queries * head.num_classes
         if self.test_cfg.get('max_per_image', 100) > candidates:
             self.test_cfg['max_per_image'] = candidates
-        fusion = dict(type='mmdet.MaskFormerFusionHead', num_things_classes=head.num_things_classes,
+        fusion = dict(type='SelectiveFusionHead', num_things_classes=head.num_things_classes,
                       num_stuff_classes=head.num_stuff_classes, test_cfg=self.test_cfg)
         fusion.update(panoptic_fusion_head or {})
         self.panoptic_fusion_head = MODELS.build(fusion)
@@ -487,7 +489,7 @@ class RapSAM(BaseDetector):
         prompt_targets, row_logits = None, None
         if stream:
             objects, prompt_targets, row_objects = self._stream_prompt_queries(
-                out, feats, groups, group_targets, tokens)
+                out, feats, batch_inputs, groups, group_targets, tokens)
             row_logits = out.final.prm_mask[row_objects, tokens.frame_index]
             tokens = objects
         elif tokens is not None:
@@ -542,7 +544,7 @@ class RapSAM(BaseDetector):
             if edit.any():
                 full = targets[g.batch].masks[tgt[edit], g.frame].float()
                 gt[edit] = F.interpolate(full[:, None], size=grid_hw, mode='area')[:, 0] > 0.5
-            valid = _image_region(frames[g.batch][g.frame], input_hw, grid_hw, feats.device)
+            valid = image_region(frames[g.batch][g.frame], input_hw, grid_hw, feats.device)
             editable[i] = edit
             clickers[i] = CorrectiveClicks(gt, valid.expand_as(gt), input_hw)
         for r in range(1, int(rounds.max()) + 1):
@@ -562,9 +564,9 @@ class RapSAM(BaseDetector):
                     groups[i].prompts, points, labels, lg, editable[i], sample, input_hw))
         return groups
 
-    def _stream_prompt_queries(self, out: HeadOutput, feats: torch.Tensor, groups: List[PromptGroup],
-                               group_targets: List[torch.Tensor], tokens: PromptTokens
-                               ) -> Tuple[PromptTokens, torch.Tensor, torch.Tensor]:
+    def _stream_prompt_queries(self, out: HeadOutput, feats: torch.Tensor, images: torch.Tensor,
+                               groups: List[PromptGroup], group_targets: List[torch.Tensor],
+                               tokens: PromptTokens) -> Tuple[PromptTokens, torch.Tensor, torch.Tensor]:
         """Training on clips with a memory: decode each sample's objects frame by frame through
         the streaming path at the router's ``'vos'`` depth (as ``predict`` does) and put the
         per-frame results, stacked over the clip, into the prompt entries of ``out``'s steps (its
@@ -611,7 +613,8 @@ class RapSAM(BaseDetector):
                     own = dataclasses.replace(tokens.select(rows), batch_index=zeros,
                                               frame_index=zeros)
                 ids, step_out = tracker.step(head, feats[b:b + 1, :, t:t + 1], t, own, keys,
-                                             self._stream_stages, self.mask_refiner)
+                                             self._stream_stages, self.mask_refiner,
+                                             image=images[b:b + 1, t])
                 for j, key in enumerate(ids):
                     decoded[objects[b, key]][t] = (step_out, j)
         num_steps = len(next(iter(decoded[0].values()))[0].steps)
@@ -776,8 +779,7 @@ class RapSAM(BaseDetector):
 
     def _predict_panoptic(self, sample: DetDataSample, cls: torch.Tensor, mask: torch.Tensor,
                           input_hw: tuple, rescale: bool) -> None:
-        mask = F.interpolate(mask[None], size=input_hw, mode='bilinear', align_corners=False)
-        res = self.panoptic_fusion_head.predict(cls[None], mask, [sample], rescale=rescale)[0]
+        res = self.panoptic_fusion_head.predict_grid(cls, mask, sample, input_hw, rescale)
         if 'pan_results' in res:
             sample.pred_panoptic_seg = res['pan_results']
         if 'ins_results' in res:
@@ -806,7 +808,7 @@ class RapSAM(BaseDetector):
         q_idx, labels, scores = q_idx[keep], labels[keep], scores[keep]
         track_ids = torch.arange(len(q_idx), device=q_idx.device)
         for t, frame in enumerate(clip):
-            binary = _to_output_res(masks[q_idx, t], frame, input_hw, rescale) > 0
+            binary = to_output_res(masks[q_idx, t], frame, input_hw, rescale) > 0
             frame.pred_track_instances = InstanceData(masks=binary, bboxes=mask2bbox(binary),
                                                       scores=scores, labels=labels,
                                                       instances_id=track_ids)
@@ -898,7 +900,7 @@ class RapSAM(BaseDetector):
             tokens = self._encode_prompts([PromptGroup(0, 0, sample.prompts)], feat, input_hw)
             ids = _prompt_object_ids(sample, tracker.next_free_id())
         ids, out = tracker.step(self.panoptic_head, feat, step, tokens, ids, decision.num_stages,
-                                self.mask_refiner, track_others=track_others)
+                                self.mask_refiner, track_others=track_others, image=inputs)
         final = out.final
         return _prompt_instances(final.prm_mask[:, 0], final.prm_cls,
                                  torch.tensor(ids, dtype=torch.long, device=inputs.device), sample,
@@ -1006,7 +1008,7 @@ def _prompt_instances(logits: torch.Tensor, cls: torch.Tensor, obj_ids: torch.Te
     (None: none) -> ``pred_instances``; the scores are the predicted IoU, else the top class
     probability."""
     probs, labels = cls[:, :-1].softmax(-1).max(-1)
-    logits = _to_output_res(logits, sample, input_hw, rescale)
+    logits = to_output_res(logits, sample, input_hw, rescale)
     return InstanceData(mask_logits=logits, masks=logits > 0, labels=labels,
                         scores=probs if iou is None else iou, instances_id=obj_ids)
 
@@ -1026,31 +1028,9 @@ def _mask_tensor(masks, device: torch.device) -> torch.Tensor:
     return torch.as_tensor(masks, device=device).bool()
 
 
-def _to_output_res(logits: torch.Tensor, sample: DetDataSample, input_hw: tuple, rescale: bool
-                   ) -> torch.Tensor:
-    """Mask logits ``[N, h, w]`` at feature stride -> the image without padding (original size when
-    ``rescale``)."""
-    up = F.interpolate(logits[None], size=input_hw, mode='bilinear', align_corners=False)
-    h, w = sample.img_shape[:2]
-    up = up[..., :h, :w]
-    if rescale:
-        up = F.interpolate(up, size=tuple(sample.ori_shape[:2]), mode='bilinear', align_corners=False)
-    return up[0]
-
-
 def _frames_first(feats: torch.Tensor) -> torch.Tensor:
     """Clip features ``[B, C, T, h, w]`` -> per frame ``[B * T, C, h, w]`` (frame order b, t)."""
     return feats.transpose(1, 2).flatten(0, 1)
-
-
-def _image_region(sample: DetDataSample, input_hw: Tuple[int, int], grid_hw: Tuple[int, int],
-                  device: torch.device) -> torch.Tensor:
-    """bool ``[h, w]``: the cells of a mask grid over the padded input whose centre lies inside
-    the image (``img_shape``), not in the padding."""
-    (h, w), (img_h, img_w) = grid_hw, sample.img_shape[:2]
-    ys = (torch.arange(h, device=device) + 0.5) * input_hw[0] / h < img_h
-    xs = (torch.arange(w, device=device) + 0.5) * input_hw[1] / w < img_w
-    return ys[:, None] & xs[None]
 
 
 def _corrected_prompts(prompts: InstanceData, points: torch.Tensor, labels: torch.Tensor,

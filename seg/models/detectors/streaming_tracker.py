@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seg.models.utils import MemoryReadout, RegionState, StreamingMemory
+
 from ..heads.prompt_mask_refiner import DensePrompts
 from ..heads.rapsam_head import HeadOutput, RapSAMVideoHead
 from ..heads.sam_prompt_encoder import PromptTokens
@@ -28,7 +29,8 @@ class StreamingTracker:
     text prompt) and its mask logits. ``step`` on frame t:
 
     1. tracked objects: query = ``head.read_memory(prompt query, memory.fetch(t))``, initial mask =
-       the newest remembered mask (mask propagation);
+       the newest remembered mask (mask propagation),
+       moved onto frame t by the head's ``mask_warp``, if any (from the previous step's frame);
     2. objects prompted on frame t (new ids, or re-prompted ones): queries from their prompt tokens;
     3. the head decodes all of them on frame t's feature (prompt queries only); its prompt refiner,
        if any, corrects every mask per pixel from the object's dense prompts: the propagated mask
@@ -56,6 +58,7 @@ class StreamingTracker:
         self.last_frame: Optional[int] = None
         self.pruner_cache: Tuple[Optional[Tensor], int] = (None, 0)  # TokenPruner.video_cache
         self.region_state: Optional[RegionState] = None  # RegionalFeatures' kept feature map
+        self.warp_keys: Optional[Tensor] = None  # the last frame's LocalMaskWarp keys [D, h, w]
 
     @property
     def object_ids(self) -> List[Hashable]:
@@ -84,7 +87,8 @@ class StreamingTracker:
     def step(self, head: RapSAMVideoHead, feat: Tensor, frame_id: int,
              prompts: Optional[PromptTokens] = None, prompt_ids: Sequence[Hashable] = (),
              num_stages: Optional[int] = None, mask_refiner: Optional[nn.Module] = None,
-             track_others: bool = True) -> Tuple[List[Hashable], HeadOutput]:
+             track_others: bool = True, image: Optional[Tensor] = None
+             ) -> Tuple[List[Hashable], HeadOutput]:
         """Decode one frame.
 
         Args:
@@ -98,6 +102,7 @@ class StreamingTracker:
             track_others: False decodes only the prompted objects and allows ``frame_id`` to
                 repeat the last step: a prompt on the frame just tracked (its prompted memory
                 entry replaces the one an earlier prompt of that step left).
+            image: the preprocessed frame ``[1, 3, H, W]`` (needed by the head's ``mask_warp``).
 
         Returns:
             The object ids (tracked ones first, then the prompted ones) and the head output whose
@@ -125,8 +130,16 @@ class StreamingTracker:
             raise ValueError(f'StreamingTracker: frame {frame_id} has no tracked object and no prompt')
 
         queries, masks, dense = [], [], []
+        keys = None
+        if head.mask_warp is not None:
+            if image is None:
+                raise ValueError("StreamingTracker: the head's mask_warp needs the frame's image")
+            keys = head.mask_warp.keys(feat[:, :, 0], image)[0]
         if tracked:
             q, m = self._read_memory(head, tracked, frame_id)
+            if keys is not None and self.warp_keys is not None \
+                    and self.warp_keys.shape == keys.shape:
+                m = torch.logit(head.mask_warp(self.warp_keys, keys, m.sigmoid()), eps=1e-4)
             queries.append(q)
             masks.append(m)
             dense.append(DensePrompts.from_masks(m))
@@ -155,6 +168,7 @@ class StreamingTracker:
                                {i: logits[r] for r, i in enumerate(tracked)},
                                {i: scores[r] for r, i in enumerate(tracked)})
         self.last_frame = frame_id
+        self.warp_keys = keys
         return tracked + prompt_ids, out
 
     def _read_memory(self, head: RapSAMVideoHead, obj_ids: List[Hashable], frame_id: int

@@ -7,6 +7,7 @@ import torch.nn as nn
 from mmengine.model import BaseModule, constant_init
 
 from seg.registry import MODELS
+
 from .dynamic_query_stage import attend_to, build_attention
 
 

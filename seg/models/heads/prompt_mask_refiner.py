@@ -11,6 +11,7 @@ from torch import Tensor
 
 from seg.registry import MODELS
 from seg.structures import NEGATIVE, PADDING, POSITIVE
+
 from .sam_prompt_encoder import PromptTokens
 
 
@@ -91,13 +92,15 @@ class PromptMaskRefiner(BaseModule):
     and outputs delta logits added to the current ones.
 
     Rows whose mask prompt is PROPAGATED (a tracked object's previous mask, ``DensePrompts.
-    propagated``) are also pulled towards it: ``logits + g * (propagated - logits)`` with a learned
-    scalar ``g`` (``propagation_gain``), before the delta. With ``g`` = 1 the output is the
-    previous mask plus the learned correction, SAM2-style mask propagation; learning to copy the
-    previous mask through the convolutions instead is slow, while one scalar learns at once how
-    much the previous frame is worth against the decoder's own mask. The output conv and ``g``
-    start at zero, so the module is the identity at initialisation (existing checkpoints behave as
-    before).
+    propagated``) are also pulled towards it: ``logits + g * (propagated - logits)`` with a scalar
+    ``g`` (``propagation_gain``), before the delta; the propagated logits are first bounded to
+    ``±PROPAGATED_LOGIT_BOUND`` (the scale of a given mask prompt), so that a mask carried over many
+    frames does not grow ever more confident and the correction can still move its boundary.
+    With ``g`` = 1 the output is the previous mask plus the learned correction, SAM2-style mask
+    propagation: a tracked object starts from where it was, and the convolutions only learn how it
+    moved (on few training videos, a decoder that may ignore the previous mask learns the training
+    objects by heart instead). ``propagation_gain=None`` learns ``g`` from 0 instead; the output conv
+    starts at zero, so with ``g`` = 0 the module is the identity at initialisation.
 
     Args:
         feat_channels: channels C of the frame feature.
@@ -105,8 +108,14 @@ class PromptMaskRefiner(BaseModule):
         num_layers: 3x3 convs after the input embedding, the output conv included (>= 1).
         click_sigma: std of the click Gaussians, in mask-grid cells.
         act_cfg: mmcv activation config.
+        propagation_gain: a fixed ``g`` for propagated rows (1.0: mask propagation), or None to
+            learn it, starting at 0.
+        correct_propagated: False leaves propagated rows without the learned correction (with
+            ``g`` = 1 their output is the propagated mask itself: what moves it is the tracker's
+            mask warp, and nothing learns the training videos' objects by heart).
     """
     NUM_MAPS = 5  # mask, mask prompt, mask prompt validity, positive clicks, negative clicks
+    PROPAGATED_LOGIT_BOUND = 5.0  # SAMPromptEncoder's mask prompts are ±5 logits
 
     def __init__(self,
                  feat_channels: int,
@@ -114,6 +123,8 @@ class PromptMaskRefiner(BaseModule):
                  num_layers: int = 3,
                  click_sigma: float = 1.0,
                  act_cfg: dict = dict(type='ReLU'),
+                 propagation_gain: Optional[float] = None,
+                 correct_propagated: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if num_layers < 1:
@@ -129,13 +140,20 @@ class PromptMaskRefiner(BaseModule):
             for _ in range(num_layers - 1)])
         self.out_conv = nn.Conv2d(hidden_channels, 1, 3, padding=1)
         constant_init(self.out_conv, 0)
-        self.propagation_gain = nn.Parameter(torch.zeros(()))
+        self.correct_propagated = correct_propagated
+        self.learn_propagation_gain = propagation_gain is None
+        if self.learn_propagation_gain:
+            self.propagation_gain = nn.Parameter(torch.zeros(()))
+        else:  # a constant of the config, not a checkpoint's: not saved
+            self.register_buffer('propagation_gain', torch.tensor(float(propagation_gain)),
+                                 persistent=False)
 
     def init_weights(self) -> None:
-        # whatever init_cfg draws, the refiner must start as the identity
+        # whatever init_cfg draws, the correction must start at zero
         super().init_weights()
         constant_init(self.out_conv, 0)
-        nn.init.zeros_(self.propagation_gain)
+        if self.learn_propagation_gain:
+            nn.init.zeros_(self.propagation_gain)
 
     def click_maps(self, point_coords: Tensor, point_labels: Tensor, grid_hw: tuple) -> Tensor:
         """Positive / negative click maps ``[R, 2, h, w]`` in 0..1 on a grid over the input.
@@ -215,5 +233,10 @@ class PromptMaskRefiner(BaseModule):
         x = self.act((feat if projected else self.feat_proj(feat)) + self.map_embed(maps))
         if propagated is not None:
             pulled = (propagated & prompt_valid).to(mask_logits)[:, None, None]
-            mask_logits = mask_logits + self.propagation_gain * pulled * (prompt_logits - mask_logits)
-        return mask_logits + self.out_conv(self.body(x))[:, 0]
+            bound = self.PROPAGATED_LOGIT_BOUND
+            target = prompt_logits.clamp(-bound, bound)
+            mask_logits = mask_logits + self.propagation_gain * pulled * (target - mask_logits)
+        delta = self.out_conv(self.body(x))[:, 0]
+        if propagated is not None and not self.correct_propagated:
+            delta = delta * ~propagated[:, None, None]
+        return mask_logits + delta

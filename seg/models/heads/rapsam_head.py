@@ -15,6 +15,7 @@ from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 
 from seg.registry import MODELS, TASK_UTILS
+
 from .iou_head import grid_mask_iou
 from .prompt_mask_refiner import DensePrompts
 from .sam_prompt_encoder import PromptTokens
@@ -71,6 +72,9 @@ class RapSAMVideoHead(BaseModule):
         memory_reader: FastSAM2 streaming VOS (None: off): the config of the module that conditions
             a tracked object's query on its ``StreamingMemory`` entries (``MemoryCrossAttention``;
             ``embed_dim``, ``memory_dim`` = ``text_dim`` and ``num_heads`` are filled in).
+        mask_warp: streaming VOS: the config of the module that moves each tracked object's
+            previous mask onto the new frame by local feature correspondence before decoding
+            (``LocalMaskWarp``; ``feat_channels`` is filled in), or None (the previous mask as is).
         prompt_refiner: the config of a dense correction of the prompt masks from the raw prompts
             (``PromptMaskRefiner``; ``feat_channels`` is filled in), or None (off): see ``decode``.
         refine_object_masks: whether the detector's ``mask_refiner`` (see ``decode``) also corrects
@@ -108,6 +112,7 @@ class RapSAMVideoHead(BaseModule):
                  panoptic_adaptor: Optional[dict] = dict(type='QueryAdaptor'),
                  prompt_adaptor: Optional[dict] = dict(type='QueryAdaptor'),
                  memory_reader: Optional[dict] = None,
+                 mask_warp: Optional[dict] = None,
                  prompt_refiner: Optional[dict] = None,
                  iou_head: Optional[dict] = dict(type='QueryIoUHead'),
                  multimask_decoder: Optional[dict] = None,
@@ -142,6 +147,8 @@ class RapSAMVideoHead(BaseModule):
         self.memory_reader = None if memory_reader is None else MODELS.build(
             {**dict(type='MemoryCrossAttention', embed_dim=c, memory_dim=text_dim,
                     num_heads=num_heads), **memory_reader})
+        self.mask_warp = None if mask_warp is None else MODELS.build(
+            {**dict(type='LocalMaskWarp', feat_channels=c), **mask_warp})
         self.prompt_refiner = None if prompt_refiner is None else MODELS.build(
             {**dict(type='PromptMaskRefiner', feat_channels=c), **prompt_refiner})
         self.iou_head = None if iou_head is None else MODELS.build(

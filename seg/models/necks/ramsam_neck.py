@@ -15,8 +15,7 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
-from mmcv.cnn import (ConvModule, DepthwiseSeparableConvModule, build_activation_layer,
-                      build_norm_layer)
+from mmcv.cnn import ConvModule, DepthwiseSeparableConvModule, build_activation_layer, build_norm_layer
 from mmengine.model import BaseModule, constant_init
 from torch import Tensor, nn
 from torchvision.ops import DeformConv2d
@@ -37,7 +36,14 @@ class _DeformConvBlock(nn.Module):
         self.act = build_activation_layer(act_cfg)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.act(self.norm(self.conv(x, self.offset(x))))
+        offset = self.offset(x)
+        # torchvision's CPU deform_conv2d segfaults on NaN offsets (a NaN input or NaN weights
+        # make them NaN): a clear error instead; on CUDA NaN only propagates (no sync added)
+        if offset.device.type == 'cpu' and bool(torch.isnan(offset).any()):
+            raise ValueError(f'YOSONeck: NaN in the deformable-conv offsets of a '
+                             f'{tuple(x.shape)} feature map: the input image or the model weights '
+                             'hold NaN / inf')
+        return self.act(self.norm(self.conv(x, offset)))
 
 
 def coord_channels(feat: Tensor) -> Tensor:

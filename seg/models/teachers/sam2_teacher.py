@@ -108,9 +108,10 @@ class SAM2Teacher(nn.Module):
 
     Video: clips are answered frame by frame through the image path, so no frame index is needed:
     the detector flattens a clip's frames into the batch and passes prompts only on the frames that
-    carry them (masks exist only for those frames). SAM2's memory path is not used: it costs a memory encoder and memory attention per
-    object per frame and serialises the frames, and the student's memory is already trained by the
-    ground truth and the DPSR loss; the teacher's job is per-frame features and per-prompt masks.
+    carry them (masks exist only for those frames). SAM2's memory path is not used: it costs a
+    memory encoder and memory attention per object per frame and serialises the frames, and the
+    student's memory is already trained by the ground truth and the DPSR loss; the teacher's job is
+    per-frame features and per-prompt masks.
 
     Frozen: parameters never require gradients, the module stays in eval mode whatever
     ``train()`` is called with, and ``forward`` runs under ``torch.no_grad()``.

@@ -15,7 +15,6 @@ stride), so that the crop's feature grid is a sub-grid of the frame's.
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
-import torch
 from torch import Tensor
 
 from seg.registry import MODELS

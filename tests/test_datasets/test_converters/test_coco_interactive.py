@@ -5,10 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seg.datasets.converters.coco_interactive import (coco_to_interactive_prompts,
-                                                      load_interactive_prompts)
+from seg.datasets.converters.coco_interactive import coco_to_interactive_prompts, load_interactive_prompts
 from seg.datasets.prompt_sampler import category_words
-from seg.datasets.transforms.loading import rgb_to_panoptic_id
+from seg.utils.masks import rgb2id
 
 
 def _check_prompts(data, mask_of):
@@ -36,7 +35,7 @@ def test_real_panoptic_sample(shared_data, tmp_path):
     non_crowd = sum(1 for a in raw['annotations'] for s in a['segments_info'] if not s['iscrowd'])
     assert summary['prompts'] == len(data['prompts']) == non_crowd == 47
     assert {p['isthing'] for p in data['prompts']} == {0, 1}  # stuff segments too
-    pngs = {a['image_id']: rgb_to_panoptic_id(np.array(Image.open(
+    pngs = {a['image_id']: rgb2id(np.array(Image.open(
         root / 'panoptic_examples' / a['file_name']).convert('RGB'))) for a in raw['annotations']}
     _check_prompts(data, lambda p: pngs[p['image_id']] == p['ann_id'])
 

@@ -52,7 +52,7 @@ def test_broken_mask_fails_at_index_time(toy, tmp_path):
     shutil.copytree(toy.davis_root, root)
     png = root / 'Annotations' / '480p' / 'toy-seq1' / '00002.png'
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(png)  # RGB: not a DAVIS mask
-    with pytest.raises(ValueError, match=r'toy-seq1/00002\.png: expected a single-channel'):
+    with pytest.raises(ValueError, match=r'toy-seq1/00002\.png: DAVIS masks are single-channel'):
         davis_to_index(str(root), str(tmp_path / 'i.json'), split='train')
     bad = json.dumps(dict(format='fastsam2-davis-index', version=99, data_list=[]))
     (tmp_path / 'old.json').write_text(bad)

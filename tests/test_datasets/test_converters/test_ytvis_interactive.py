@@ -4,8 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from seg.datasets.converters.ytvis_interactive import (load_ytvis_interactive_meta,
-                                                       ytvis_to_interactive_clips)
+from seg.datasets.converters.ytvis_interactive import load_ytvis_interactive_meta, ytvis_to_interactive_clips
 
 
 def test_toy_clips(toy, tmp_path):

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from seg.datasets.transforms.loading import LoadCocoPanopticAnnotations, rgb_to_panoptic_id
+from seg.datasets.transforms.loading import LoadCocoPanopticAnnotations
 from seg.registry import DATASETS
-
+from seg.utils.masks import id2rgb, rgb2id
 
 TINY_META = dict(classes=('person', 'tree-merged'), thing_classes=('person', ),
                  stuff_classes=('tree-merged', ))
@@ -19,13 +19,6 @@ def _panoptic_dataset(root: Path, pipeline=(), metainfo=None):
                                ann_file='panoptic_examples.json', metainfo=metainfo,
                                data_prefix=dict(img='input_images/', seg='panoptic_examples/'),
                                pipeline=list(pipeline)))
-
-
-def test_rgb_to_panoptic_id_hand_values():
-    png = np.array([[[1, 0, 0], [0, 1, 0]], [[0, 0, 1], [3, 2, 1]]], dtype=np.uint8)
-    assert rgb_to_panoptic_id(png).tolist() == [[1, 256], [65536, 3 + 512 + 65536]]
-    with pytest.raises(ValueError, match='RGB'):
-        rgb_to_panoptic_id(np.zeros((2, 2), np.uint8))
 
 
 def test_real_sample_all_segments(shared_data):
@@ -45,7 +38,7 @@ def test_real_sample_all_segments(shared_data):
         res = ds[i]
         ann = by_file[Path(res['seg_map_path']).name]
         png = cv2.imread(res['seg_map_path'])[..., ::-1]
-        pan = rgb_to_panoptic_id(png)
+        pan = rgb2id(png)
         seg = res['gt_seg_map']
         assert seg.shape == res['img'].shape[:2]
         things = [s for s in ann['segments_info'] if is_thing[s['category_id']] and not s['iscrowd']]
@@ -69,7 +62,7 @@ def _write_tiny_panoptic(root: Path, png_ids: np.ndarray, segments: list) -> Non
     (root / 'panoptic_examples').mkdir()
     h, w = png_ids.shape
     cv2.imwrite(str(root / 'input_images' / 'a.jpg'), np.full((h, w, 3), 128, np.uint8))
-    rgb = np.stack([png_ids % 256, png_ids // 256 % 256, png_ids // 65536], -1).astype(np.uint8)
+    rgb = id2rgb(png_ids)
     cv2.imwrite(str(root / 'panoptic_examples' / 'a.png'), rgb[..., ::-1])
     cats = [dict(id=1, name='person', isthing=1), dict(id=184, name='tree-merged', isthing=0)]
     anns = [dict(image_id=7, file_name='a.png', segments_info=segments)]
@@ -125,8 +118,8 @@ from PIL import Image  # noqa: E402
 from pycocotools import mask as mask_utils  # noqa: E402
 
 from seg.datasets.toy_dataset import uncompressed_rle  # noqa: E402
+from seg.datasets.transforms.loading import LoadVideoFrameAnnotations, read_davis_objects  # noqa: E402
 from seg.evaluation.davis import davis_palette  # noqa: E402
-from seg.datasets.transforms.loading import LoadVideoFrameAnnotations, read_davis_png  # noqa: E402
 
 
 def _palette_png(path: Path, ids: np.ndarray) -> str:
@@ -154,16 +147,16 @@ def test_video_frame_from_binary_png_and_empty_frame(tmp_path):
     ids = np.zeros((4, 4), np.uint8)
     ids[1:3, 1:3] = 255
     Image.fromarray(ids, mode='L').save(tmp_path / 'b.png')
-    found, masks, void = read_davis_png(str(tmp_path / 'b.png'), 'binary')
+    found, masks, void = read_davis_objects(str(tmp_path / 'b.png'), 'binary')
     assert found == [1] and masks.sum() == 4 and not void.any()
     Image.fromarray(np.zeros((4, 4), np.uint8), mode='L').save(tmp_path / 'c.png')
     res = LoadVideoFrameAnnotations()(dict(seg_map_path=str(tmp_path / 'c.png'),
                                            mask_format='binary'))
     assert len(res['gt_masks']) == 0 and res['gt_bboxes'].tensor.shape == (0, 4)
     with pytest.raises(ValueError, match='mask_format'):
-        read_davis_png(str(tmp_path / 'c.png'), 'rgb')
+        read_davis_objects(str(tmp_path / 'c.png'), 'rgb')
     with pytest.raises(FileNotFoundError, match='nope.png'):
-        read_davis_png(str(tmp_path / 'nope.png'), 'binary')
+        read_davis_objects(str(tmp_path / 'nope.png'), 'binary')
 
 
 def test_video_frame_from_rle_instances():

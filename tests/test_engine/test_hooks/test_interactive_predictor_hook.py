@@ -10,7 +10,8 @@ from tests.conftest import REPO_ROOT
 
 
 def test_binds_the_runner_model_to_interactive_metrics_only():
-    model = MODELS.build(Config.fromfile(str(REPO_ROOT / 'configs/rapsam/rapsam_tiny_coco_panoptic.py')).model)
+    cfg = Config.fromfile(str(REPO_ROOT / 'configs/rapsam/rapsam_tiny_coco_panoptic.py'))
+    model = MODELS.build(cfg.model)
     interactive, pq = InteractiveSegMetric(), PanopticQualityMetric()
     runner = SimpleNamespace(model=model, test_evaluator=SimpleNamespace(metrics=[interactive, pq]))
     hook = HOOKS.build(dict(type='BindInteractivePredictorHook'))

@@ -8,6 +8,7 @@ from mmengine.structures import InstanceData
 from PIL import Image
 
 from seg.registry import METRICS
+
 from ..test_davis import H, W, _tiny_root, _two_objects
 
 

@@ -9,6 +9,7 @@ from mmengine.structures import InstanceData, PixelData
 
 from seg.evaluation.interactive import compute_noc, evaluate_object, miou_at_clicks
 from seg.registry import METRICS
+
 from ..toy_predictor import DiskPredictor
 
 H, W = 24, 30

@@ -85,6 +85,22 @@ def test_video_preprocessor_resizes_every_frame():
         assert torch.allclose(frame.prompts.points[0, 0], torch.tensor([8.0, 16.0]))
 
 
+def test_test_size_applies_to_inference_batches_only():
+    pre = VideoSegDataPreprocessor(resize_longest_side=64, test_resize_longest_side=128,
+                                   pad_size_divisor=32)
+    for training, want in ((True, (32, 64)), (False, (64, 128))):
+        clip = torch.randint(0, 255, (2, 3, 40, 80), dtype=torch.uint8)
+        track = TrackDataSample()
+        track.video_data_samples = [_sample(40, 80) for _ in range(2)]
+        out = pre(dict(inputs=[clip], data_samples=[track]), training)
+        assert out['inputs'].shape[-2:] == want
+        # images go through the same sizes (the preprocessor's image path)
+        out = pre(dict(inputs=[clip[0]], data_samples=[_sample(40, 80)]), training)
+        assert out['inputs'].shape[-2:] == want
+
+
 def test_bad_resize_value():
     with pytest.raises(ValueError, match='resize_longest_side'):
         SegDataPreprocessor(resize_longest_side=0)
+    with pytest.raises(ValueError, match='test_resize_longest_side'):
+        SegDataPreprocessor(resize_longest_side=64, test_resize_longest_side=-1)

@@ -13,14 +13,18 @@ from torch import nn
 import seg  # noqa: F401
 from seg.models.backbones.modules import TokenPruner
 from seg.models.necks import MaskStateRefiner
-from seg.models.utils import (LowRankMHSA, PromptFusion, RegionalFeatures, RouteDecision,
-                              TaskRouter)
+from seg.models.utils import LowRankMHSA, PromptFusion, RegionalFeatures, RouteDecision, TaskRouter
 from seg.registry import DATASETS, MODELS
 from seg.structures import build_prompts
 from tests.conftest import REPO_ROOT
-from tests.test_models.tiny_cases.detectors import (TINY_CFG, fastsam2_model_cfg,
-                                                    packed_clip, packed_image, run_loss,
-                                                    tiny_model_cfg)
+from tests.test_models.tiny_cases.detectors import (
+    TINY_CFG,
+    fastsam2_model_cfg,
+    packed_clip,
+    packed_image,
+    run_loss,
+    tiny_model_cfg,
+)
 
 
 @pytest.fixture(scope='module')
@@ -489,7 +493,8 @@ def test_prompt_queries_learn_to_segment_the_prompted_object():
     optim = OptimWrapper(torch.optim.AdamW(model.parameters(), 1e-3))
     sample = packed_image(h=64, w=64)
     for _ in range(100):
-        model.train_step(dict(inputs=[sample['inputs']], data_samples=[copy.deepcopy(sample['data_samples'])]),
+        model.train_step(dict(inputs=[sample['inputs']],
+                              data_samples=[copy.deepcopy(sample['data_samples'])]),
                          optim)
     model.eval()
     gt = sample['data_samples'].gt_instances.masks.to_ndarray().astype(bool)

@@ -12,9 +12,14 @@ from seg.models.detectors import rapsam as rapsam_module
 from seg.models.detectors.streaming_tracker import StreamingTracker
 from seg.registry import MODELS
 from seg.structures import build_prompts
-from tests.test_models.tiny_cases.detectors import (distilled_model_cfg, fastsam2_model_cfg,
-                                                    packed_clip, packed_image, run_loss,
-                                                    tiny_model_cfg)
+from tests.test_models.tiny_cases.detectors import (
+    distilled_model_cfg,
+    fastsam2_model_cfg,
+    packed_clip,
+    packed_image,
+    run_loss,
+    tiny_model_cfg,
+)
 
 ALWAYS_ONE_ROUND = dict(interactive_rounds=dict(max_rounds=1, prob=1.0))
 

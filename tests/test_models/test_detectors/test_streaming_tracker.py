@@ -7,7 +7,7 @@ import torch
 from seg.models.detectors.streaming_tracker import StreamingTracker, mask_confidence
 from seg.registry import MODELS
 from seg.structures import POSITIVE, build_prompts
-from tests.test_models.tiny_cases.heads import C, HEAD, TEXT
+from tests.test_models.tiny_cases.heads import HEAD, TEXT, C
 
 H = W = 32  # input size; features 8x8
 LONG, SHORT = 2, 3
@@ -193,3 +193,30 @@ def test_mask_confidence():
     logits = torch.full((2, 4, 4), -10.0)
     logits[0, :2] = torch.log(torch.tensor(3.0))  # p = 0.75 on 8 pixels
     torch.testing.assert_close(mask_confidence(logits), torch.tensor([0.75, 0.0]))
+
+
+@torch.no_grad()
+def test_mask_warp_moves_tracked_masks_with_the_image_and_only_from_the_last_frame():
+    head = _head(mask_warp=dict(radius=2), prompt_refiner=dict(
+        hidden_channels=4, propagation_gain=1.0, correct_propagated=False))
+    head.mask_warp.feat_weight.zero_()  # match the colour patches only: random features are noise
+    tracker = _tracker()
+    g = torch.Generator().manual_seed(0)
+    image = torch.nn.functional.interpolate(torch.randn(1, 3, 8, 8, generator=g), size=(H, W),
+                                            mode='bilinear', align_corners=False)
+    p = build_prompts(points=[[[12, 12]]], point_labels=[[1]])
+    p.masks = torch.zeros(1, H, W)
+    p.masks[0, 8:20, 8:20] = 1  # cells 2..4 of the 8x8 grid
+    feat = _feat()
+    tracker.step(head, feat, 0, _tokens(head, feat, p), [1], image=image)
+    shifted = torch.roll(image, shifts=(4, 4), dims=(-2, -1))  # one cell down and right
+    _, out = tracker.step(head, _feat(), 1, image=shifted)
+    moved = out.final.prm_mask[0, 0] > 0
+    want = torch.zeros(8, 8, dtype=torch.bool)
+    want[3:6, 3:6] = True
+    iou = (moved & want).sum() / (moved | want).sum()
+    assert iou > 0.7, moved.int()
+    # the warp reads the keys of the frame just tracked; it needs the frame's image
+    assert tracker.warp_keys.shape[-2:] == (8, 8)
+    with pytest.raises(ValueError, match='needs the frame'):
+        tracker.step(head, _feat(), 2)

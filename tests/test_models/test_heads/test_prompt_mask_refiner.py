@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from seg.models.heads import PromptMaskRefiner
 from seg.registry import MODELS
 from seg.structures import build_prompts
-from tests.test_models.tiny_cases.heads import C, HEAD, TEXT, _prompts
+from tests.test_models.tiny_cases.heads import HEAD, TEXT, C, _prompts
 
 
 def _inputs(r: int = 3, h: int = 8, w: int = 8):
@@ -41,6 +41,21 @@ def test_propagation_gain_pulls_only_propagated_rows_to_their_previous_mask():
     loss = refiner(feat, logits, prompt, valid, coords, labels, propagated).sum()
     loss.backward()
     assert refiner.propagation_gain.grad.abs() > 0
+
+
+def test_fixed_propagation_gain_copies_the_bounded_previous_mask_and_is_not_trained():
+    refiner = PromptMaskRefiner(feat_channels=C, hidden_channels=4, propagation_gain=1.0)
+    refiner.init_weights()
+    feat, logits, _, valid, coords, labels = _inputs()
+    prompt = torch.tensor([-40.0, -2.0, 3.0, 40.0]).repeat(3, 16).view(3, 8, 8)
+    out = refiner(feat, logits, prompt, valid, coords, labels, torch.tensor([True, True, True]))
+    bound = PromptMaskRefiner.PROPAGATED_LOGIT_BOUND
+    # with the correction still zero, a tracked object's mask is its previous one, bounded
+    torch.testing.assert_close(out[0], prompt[0].clamp(-bound, bound))
+    torch.testing.assert_close(out[0].abs().aminmax(), (torch.tensor(2.0), torch.tensor(bound)))
+    assert torch.equal(out[1], logits[1])  # no valid mask prompt
+    assert 'propagation_gain' not in dict(refiner.named_parameters())
+    assert 'propagation_gain' not in refiner.state_dict()  # the config's constant, not a weight
 
 
 def test_head_with_a_fresh_refiner_decodes_exactly_as_without():

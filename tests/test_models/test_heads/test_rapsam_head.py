@@ -10,7 +10,7 @@ from seg.models.heads import HeadOutput, StepOutput
 from seg.models.heads.iou_head import grid_mask_iou
 from seg.models.necks import MaskStateRefiner
 from seg.registry import MODELS
-from tests.test_models.tiny_cases.heads import C, HEAD, TEXT, _prompts
+from tests.test_models.tiny_cases.heads import HEAD, TEXT, C, _prompts
 
 H = W = 32  # padded input size of the tiny prompts; features are 8x8 (stride 4)
 

@@ -146,3 +146,12 @@ def test_refiner_rejects_bad_shapes():
         refiner(torch.randn(2, 24, 8, 8), torch.randn(1, 3, 8, 8))
     with pytest.raises(ValueError, match='num_layers'):
         MaskStateRefiner(24, num_layers=0)
+
+
+def test_nan_input_raises_instead_of_crashing_deform_conv():
+    """torchvision's CPU deform_conv2d segfaults on NaN offsets: the block raises first."""
+    neck = tiny_neck().eval()
+    feats = pyramid(b=1)
+    feats[0][0, 0, 0, 0] = float('nan')
+    with torch.no_grad(), pytest.raises(ValueError, match='NaN in the deformable-conv offsets'):
+        neck(feats)

@@ -10,6 +10,7 @@ from seg.models import VideoSegDataPreprocessor
 from seg.models.teachers import TINY_SAM2_OVERRIDES
 from seg.structures import build_prompts
 from tests.conftest import REPO_ROOT
+
 from . import TinyCase
 from .heads import PROPAGATION
 
@@ -121,5 +122,6 @@ CASES = {
     'SegDataPreprocessor': TinyCase(dict(type='SegDataPreprocessor', pad_size_divisor=32), _run_preprocessor),
     'VideoSegDataPreprocessor': TinyCase(
         dict(type='VideoSegDataPreprocessor', pad_size_divisor=32),
-        lambda pre: pre(dict(inputs=[packed_clip()['inputs']], data_samples=[packed_clip()['data_samples']]))['inputs']),
+        lambda pre: pre(dict(inputs=[packed_clip()['inputs']],
+                             data_samples=[packed_clip()['data_samples']]))['inputs']),
 }

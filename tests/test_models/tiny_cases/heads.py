@@ -2,6 +2,7 @@
 import torch
 
 from seg.structures import build_prompts
+
 from . import TinyCase
 
 C, TEXT = 16, 8
@@ -37,6 +38,14 @@ def _run_multimask_head(head):
              s.prm_multi_iou) for s in out.steps + [out.exits[1]]]
 
 
+def _run_fusion(head):
+    from mmdet.structures import DetDataSample
+    sample = DetDataSample(metainfo=dict(img_shape=(28, 30), ori_shape=(56, 60)))
+    res = head.predict_grid(torch.randn(6, 6), torch.randn(6, 8, 8), sample, (32, 32), True)
+    ins = res['ins_results']
+    return res['pan_results'].sem_seg.float(), ins.scores, ins.bboxes
+
+
 def _run_stage(stage):
     q = torch.randn(2, 5, C)
     valid = torch.tensor([[True] * 5, [True, True, False, False, False]])
@@ -50,7 +59,8 @@ def _run_encoder(enc):
 
 def _run_pooling(pool):
     n, p = 3, 4
-    return pool(torch.randn(n, p, C), torch.rand(n, p) > 0.3, torch.randn(n, 2, C), torch.ones(n, dtype=torch.bool),
+    return pool(torch.randn(n, p, C), torch.rand(n, p) > 0.3, torch.randn(n, 2, C),
+                torch.ones(n, dtype=torch.bool),
                 torch.randn(n, C), torch.tensor([True, False, True]), torch.randn(n, TEXT),
                 torch.tensor([True, True, False]))
 
@@ -74,6 +84,10 @@ HEAD = dict(type='RapSAMVideoHead', num_things_classes=3, num_stuff_classes=2, n
             train_cfg=dict(num_points=64))
 
 CASES = {
+    'SelectiveFusionHead': TinyCase(
+        dict(type='SelectiveFusionHead', num_things_classes=3, num_stuff_classes=2,
+             test_cfg=dict(panoptic_on=True, instance_on=True, object_mask_thr=0.0,
+                           max_per_image=10)), _run_fusion),
     'RapSAMVideoHead': TinyCase(HEAD, _run_head),
     'RapSAMVideoHead[clip]': TinyCase(HEAD, lambda m: _run_head(m, t=3)),
     'RapSAMVideoHead[exits]': TinyCase(HEAD, lambda m: _run_head(m, prompt_exits=(1, ))),

@@ -5,6 +5,7 @@ from torch import nn
 
 from seg.models.backbones.modules import TokenPruner
 from seg.models.utils.task_router import QUERY_SETS
+
 from . import TinyCase
 
 
@@ -64,7 +65,14 @@ def _distill(m) -> dict:
                           torch.tensor([True, False, True]))}
 
 
+def _warp(m) -> torch.Tensor:
+    keys = m.keys(torch.randn(2, 16, 6, 8), torch.randn(2, 3, 24, 32))
+    return m(keys[0], keys[1], torch.rand(3, 6, 8))
+
+
 CASES = {
+    'LocalMaskWarp': TinyCase(dict(type='LocalMaskWarp', feat_channels=16, key_channels=4,
+                                   radius=2), _warp),
     'TokenPruner': TinyCase(dict(type='TokenPruner', keep_ratio=0.5, embed_dim=8), _prune),
     'TokenPruner[saliency]': TinyCase(
         dict(type='TokenPruner', keep_ratio=0.3, embed_dim=8, score='saliency'), _prune),

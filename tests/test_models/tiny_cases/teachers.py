@@ -3,6 +3,7 @@ import torch
 
 from seg.models.teachers import TINY_SAM2_OVERRIDES
 from seg.structures.prompts import build_prompts
+
 from . import TinyCase
 
 

@@ -8,6 +8,7 @@ from mmengine.model import constant_init
 from torch import Tensor, nn
 
 from seg.registry import MODELS
+
 from .token_pruner import TokenPruner
 
 DIRECTIONS = ('sem_queries_geom', 'geom_queries_sem', 'both')
