@@ -1,10 +1,11 @@
 """Runtime shared by every FastSAM2 / RapSAM config (mmengine new-style config)."""
 from mmdet.visualization import DetLocalVisualizer
-from mmengine.hooks import CheckpointHook, DistSamplerSeedHook, IterTimerHook, LoggerHook, ParamSchedulerHook
+from mmengine.hooks import DistSamplerSeedHook, IterTimerHook, LoggerHook, ParamSchedulerHook
 from mmengine.runner import LogProcessor
 from mmengine.visualization import LocalVisBackend
 
-from seg.engine.hooks import DivergenceGuardHook, ExactResumeHook, SegVisualizationHook
+from seg.engine.hooks import (DivergenceGuardHook, ExactResumeHook, SaveFirstCheckpointHook,
+                              SegVisualizationHook)
 
 default_scope = 'mmdet'  # FastSAM2 registers into mmdet's registries (see seg/registry.py)
 custom_imports = dict(imports=['seg'], allow_failed_imports=False)
@@ -14,7 +15,8 @@ default_hooks = dict(
     logger=dict(type=LoggerHook, interval=50),
     param_scheduler=dict(type=ParamSchedulerHook),
     # atomic writes: a crash mid-save never leaves a truncated checkpoint for --resume to pick up
-    checkpoint=dict(type=CheckpointHook, interval=5000, by_epoch=False, max_keep_ckpts=3,
+    # superseded checkpoints are deleted after the new one is written, not before
+    checkpoint=dict(type=SaveFirstCheckpointHook, interval=5000, by_epoch=False, max_keep_ckpts=3,
                     backend_args=dict(backend='atomic_local')),
     sampler_seed=dict(type=DistSamplerSeedHook),
     # tools/test.py --show / --show-dir turn its drawing on

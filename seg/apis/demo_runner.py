@@ -34,7 +34,6 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Text
 
 import cv2
 import numpy as np
-import pycocotools.mask as mask_utils
 import torch
 from mmdet.evaluation import INSTANCE_OFFSET
 from mmdet.visualization.palette import get_palette
@@ -45,7 +44,7 @@ from seg.evaluation.davis import VOID_ID, davis_palette, masks_to_id_map, read_d
 from seg.evaluation.panoptic_quality import id2rgb, rgb2id
 from seg.utils.atomic_io import atomic_save_png, atomic_write_json
 from seg.utils.realtime_benchmark import latency_stats
-from seg.utils.rle import mask_to_rle
+from seg.utils.rle import mask_record
 from seg.utils.validation import (
     check_boxes,
     check_finite,
@@ -314,12 +313,6 @@ class StdinPrompts:
 
 
 # ---------------------------------------------------------------------- outputs
-def _mask_record(mask: np.ndarray) -> Dict[str, Any]:
-    rle = mask_to_rle(mask)
-    return dict(segmentation=rle, area=int(mask_utils.area(rle)),
-                bbox=[float(v) for v in mask_utils.toBbox(rle)])  # COCO xywh
-
-
 def overlay_ids(frame_rgb: np.ndarray, id_map: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     """RGB frame with each object blended in its DAVIS palette colour (as in the PNGs)."""
     palette = np.asarray(davis_palette(), dtype=np.float32).reshape(256, 3)
@@ -373,7 +366,7 @@ def run_interactive_image(predictor: SegPredictor, image_bgr: np.ndarray, specs:
     objects = []
     for k, spec in enumerate(specs):
         label = int(inst.labels[k])
-        objects.append(dict(obj_id=spec.obj_id, **_mask_record(masks[k]), score=float(inst.scores[k]),
+        objects.append(dict(obj_id=spec.obj_id, **mask_record(masks[k]), score=float(inst.scores[k]),
                             label=label, category_name=predictor.class_names[label],
                             prompt=dict(points=spec.points, labels=spec.labels, box=spec.box,
                                         text=spec.text)))
@@ -507,7 +500,7 @@ class VideoOutputs:
         cv2.putText(vis, f'{frame_idx}', (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2)
         self._writer.write(vis[..., ::-1])
         self.frames.append(dict(frame=frame_idx, objects=[
-            dict(obj_id=o, **_mask_record(m)) for o, m in zip(obj_ids, masks)]))
+            dict(obj_id=o, **mask_record(m)) for o, m in zip(obj_ids, masks)]))
 
     def close(self, keep: bool = True) -> None:
         """Finish the MP4 (``keep=False``: a failed run leaves no partial file)."""

@@ -121,6 +121,35 @@ class FastSAM2ImagePredictor:
         self._set(list(images))
         self._is_batch = True
 
+    def adopt_image(self, source: 'FastSAM2ImagePredictor', index: int = 0) -> None:
+        """Make image ``index`` of ``source`` (set by ``set_image`` / ``set_image_batch``) this
+        predictor's image, reusing its embedding (a server embeds several sessions' images in
+        one backbone pass, then gives each session its own)."""
+        if not source.is_image_set or not 0 <= index < len(source._samples):
+            raise ValueError(f'adopt_image: the source holds {len(source._samples)} image(s), '
+                             f'no image {index}')
+        self.reset_predictor()
+        self._features = source._features[index:index + 1]
+        self._samples = [source._samples[index]]
+        self._input_hw = source._input_hw
+
+    @classmethod
+    def stack(cls, predictors: Sequence['FastSAM2ImagePredictor']) -> 'FastSAM2ImagePredictor':
+        """One predictor holding the single images of ``predictors`` (one model, equal network
+        input sizes) as a batch for ``predict_batch``: one decode for several images' prompts."""
+        if not predictors or any(not p.is_image_set or p._is_batch for p in predictors):
+            raise ValueError('FastSAM2ImagePredictor.stack: give predictors with one image each')
+        sizes = {p._input_hw for p in predictors}
+        if len(sizes) != 1 or len({id(p.model) for p in predictors}) != 1:
+            raise ValueError(f'FastSAM2ImagePredictor.stack: one model and one input size needed, '
+                             f'got input sizes {sorted(sizes)}')
+        batch = cls(predictors[0].model, max_input_pixels=predictors[0].max_input_pixels)
+        batch._features = torch.cat([p._features for p in predictors])
+        batch._samples = [p._samples[0] for p in predictors]
+        batch._input_hw = sizes.pop()
+        batch._is_batch = True
+        return batch
+
     @torch.no_grad()
     def preprocess(self, image: ImageInput, name: str = 'image', bgr: bool = False
                    ) -> Tuple[torch.Tensor, DetDataSample]:

@@ -112,7 +112,7 @@ class ModelEngine:
         batch = self.new_image_predictor()
         batch.set_image_batch([rgb for _, rgb in jobs])  # equal sizes (the batch key): no padding
         for i, (predictor, _) in enumerate(jobs):
-            _adopt_embedding(predictor, batch, i)
+            predictor.adopt_image(batch, i)
         return [None] * len(jobs)
 
     def _decode_batch(self, jobs: Sequence[Tuple[FastSAM2ImagePredictor, ImagePrompt]]
@@ -122,7 +122,7 @@ class ModelEngine:
         if len(jobs) == 1:
             masks, scores, _ = jobs[0][0].predict(**args[0], multimask_output=multimask)
             return [_best(masks, scores)]
-        batch = _stack_predictors(self.model, [p for p, _ in jobs])
+        batch = FastSAM2ImagePredictor.stack([p for p, _ in jobs])
         names = ('point_coords', 'point_labels', 'box', 'mask_input', 'text')
         given = {f'{n}_batch': [a[n] for a in args] for n in names}
         given = {k: (None if all(v is None for v in vals) else vals) for k, vals in given.items()}
@@ -140,33 +140,6 @@ def _best(masks: np.ndarray, scores: np.ndarray) -> Tuple[np.ndarray, float]:
     """The candidate with the highest predicted IoU of ``masks [C, H, W]``, ``scores [C]``."""
     best = int(np.argmax(scores))
     return masks[best].astype(bool), float(scores[best])
-
-
-# The two helpers below move embeddings between predictors. FastSAM2ImagePredictor keeps one
-# image set at a time, and the server needs one embedding per session, batched across sessions;
-# the predictor has no public API for that, so these are the one place that knows its fields.
-def _adopt_embedding(predictor: FastSAM2ImagePredictor, batch: FastSAM2ImagePredictor,
-                     i: int) -> None:
-    """Give ``predictor`` image ``i`` of ``batch`` (made by ``set_image_batch``) as its image."""
-    predictor.reset_predictor()
-    predictor._features = batch._features[i:i + 1]
-    predictor._samples = [batch._samples[i]]
-    predictor._input_hw = batch._input_hw
-
-
-def _stack_predictors(model: torch.nn.Module, predictors: Sequence[FastSAM2ImagePredictor]
-                      ) -> FastSAM2ImagePredictor:
-    """One predictor holding the images of ``predictors`` (equal network-input sizes) as a
-    batch, for ``predict_batch``."""
-    hw = {p._input_hw for p in predictors}
-    if len(hw) != 1:
-        raise ValueError(f'_stack_predictors: the embeddings differ in input size {sorted(hw)}')
-    batch = FastSAM2ImagePredictor(model)
-    batch._features = torch.cat([p._features for p in predictors])
-    batch._samples = [p._samples[0] for p in predictors]
-    batch._input_hw = hw.pop()
-    batch._is_batch = True
-    return batch
 
 
 __all__ = ['ModelEngine', 'ImagePrompt']

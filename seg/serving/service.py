@@ -25,8 +25,9 @@ import cv2
 import numpy as np
 import pycocotools.mask as mask_utils
 
-from seg.apis.demo_runner import VideoOutputs, _mask_record
+from seg.apis.demo_runner import VideoOutputs
 from seg.apis.video_io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from seg.utils.rle import mask_record
 
 from .engine import ImagePrompt, ModelEngine
 from .errors import ApiError, bad_input_is_422
@@ -245,7 +246,7 @@ class SegmentationService:
         await self._embed(session, frame)
         with bad_input_is_422(f'object {obj_id} on frame {frame}'):
             mask, score = await self.engine.predict(session.predictor, prompt)
-        records[obj_id] = dict(_mask_record(mask), score=score)
+        records[obj_id] = dict(mask_record(mask), score=score)
 
     async def _embed(self, session: Session, frame: int) -> None:
         """The session's image predictor holds the embedding of ``frame`` (batched encode)."""
@@ -460,7 +461,7 @@ class SegmentationService:
 def _records(obj_ids: Sequence[int], logits) -> Dict[int, Dict[str, Any]]:
     """Mask records (COCO RLE, area, bbox) per object from ``[K, 1, H, W]`` logits."""
     masks = (logits[:, 0] > 0).cpu().numpy()
-    return {int(o): _mask_record(m) for o, m in zip(obj_ids, masks)}
+    return {int(o): mask_record(m) for o, m in zip(obj_ids, masks)}
 
 
 def _next_records(frames) -> Optional[Tuple[int, Dict[int, Dict[str, Any]]]]:

@@ -143,6 +143,28 @@ def test_predict_batch_matches_single_images(predictor, image):
     np.testing.assert_allclose(scores[0], score0, atol=1e-4)
 
 
+def test_adopted_and_stacked_embeddings_decode_as_their_own(predictor, image, backbone_calls):
+    flipped = image[:, ::-1].copy()
+    predictor.set_image_batch([image, flipped])  # one backbone pass for both
+    sessions = [FastSAM2ImagePredictor(predictor.model) for _ in range(2)]
+    for i, session in enumerate(sessions):
+        session.adopt_image(predictor, i)
+    batch = FastSAM2ImagePredictor.stack(sessions)
+    _, scores, low = batch.predict_batch([[[200, 80]], [[100, 80]]], [[1], [1]],
+                                         multimask_output=False)
+    assert len(backbone_calls) == 1
+    for i, (session, img) in enumerate(zip(sessions, (image, flipped))):
+        _, score, alone = session.predict(point_coords=[[200, 80] if i == 0 else [100, 80]],
+                                          point_labels=[1], multimask_output=False)
+        np.testing.assert_allclose(low[i], alone, atol=1e-4)
+        np.testing.assert_allclose(scores[i], score, atol=1e-4)
+    with pytest.raises(ValueError, match='no image 2'):
+        sessions[0].adopt_image(predictor, 2)
+    with pytest.raises(ValueError, match='one image each'):
+        FastSAM2ImagePredictor.stack([predictor])
+    assert len(backbone_calls) == 1
+
+
 def test_bad_inputs_name_the_problem(predictor, image):
     fresh = FastSAM2ImagePredictor(predictor.model)
     with pytest.raises(RuntimeError, match='set_image'):

@@ -2,7 +2,7 @@
 open a frame folder, click the object, check on a screenshot that its mask is drawn, track,
 export. Writes the screenshot (docs/serving_ui.png by default) and prints a JSON summary.
 
-    python tools/serving/ui_screenshot.py [--out docs/serving_ui.png] [--folder DIR]
+    python tools/serving/ui_screenshot.py [--out docs/serving_ui.png] [--folder DIR] [--click X Y]
 
 The server is started in this process (uvicorn on a free loopback port) with the tiny model
 (random weights, seeded; or --config / --weights) unless --url is given.
@@ -139,12 +139,16 @@ def main() -> None:
     p.add_argument('--config', default=str(REPO_ROOT / TINY))
     p.add_argument('--weights', default=None)
     p.add_argument('--image-size', type=int, default=256)
+    p.add_argument('--click', type=float, nargs=2, default=(0.5, 0.55), metavar=('X', 'Y'),
+                   help='where to click, as fractions of the frame (default 0.5 0.55)')
     args = p.parse_args()
+    if not all(0 <= v <= 1 for v in args.click):
+        sys.exit(f'--click takes fractions of the frame in [0, 1], got {args.click}')
     missing = browser_missing()
     if missing:
         sys.exit(missing)
     if args.url:
-        print(json.dumps(drive_ui(args.url, args.folder, Path(args.out)), indent=2))
+        print(json.dumps(drive_ui(args.url, args.folder, Path(args.out), args.click), indent=2))
         return
     import torch
 
@@ -155,7 +159,7 @@ def main() -> None:
     engine = ModelEngine.from_config(args.config, args.weights, 'cpu', args.image_size)
     app = create_app(engine, ServerSettings(allowed_dirs=[folder.parent]))
     with ThreadedServer(app) as server:
-        print(json.dumps(drive_ui(server.url, folder.name, Path(args.out)), indent=2))
+        print(json.dumps(drive_ui(server.url, folder.name, Path(args.out), args.click), indent=2))
 
 
 if __name__ == '__main__':
