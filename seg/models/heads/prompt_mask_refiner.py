@@ -97,10 +97,11 @@ class PromptMaskRefiner(BaseModule):
     ``±PROPAGATED_LOGIT_BOUND`` (the scale of a given mask prompt), so that a mask carried over many
     frames does not grow ever more confident and the correction can still move its boundary.
     With ``g`` = 1 the output is the previous mask plus the learned correction, SAM2-style mask
-    propagation: a tracked object starts from where it was, and the convolutions only learn how it
-    moved (on few training videos, a decoder that may ignore the previous mask learns the training
-    objects by heart instead). ``propagation_gain=None`` learns ``g`` from 0 instead; the output conv
-    starts at zero, so with ``g`` = 0 the module is the identity at initialisation.
+    propagation: a tracked object starts from where it was. ``correct_propagated=False`` also drops
+    the correction on those rows (on seven DAVIS training videos it learned the training objects by
+    heart and took held-out J&F below copying the first mask; ``vos_tiny_davis.py``).
+    ``propagation_gain=None`` learns ``g`` from 0 instead; the output conv starts at zero, so with
+    ``g`` = 0 the module is the identity at initialisation.
 
     Args:
         feat_channels: channels C of the frame feature.
