@@ -85,13 +85,19 @@ def check_image(image: Any, name: str = 'image',
     return np.ascontiguousarray(image)
 
 
-def check_file(path: Any, name: str = 'file') -> Path:
-    """``path`` as a ``Path`` to an existing, non-empty regular file."""
+def _existing_path(path: Any, name: str) -> Path:
+    """``path`` as a ``Path`` that exists (file or folder)."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f'{name} must be a path, got {type(path).__name__}')
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f'{name} not found: {p}')
+    return p
+
+
+def check_file(path: Any, name: str = 'file') -> Path:
+    """``path`` as a ``Path`` to an existing, non-empty regular file."""
+    p = _existing_path(path, name)
     if p.is_dir():
         raise ValueError(f'{name} {p} is a folder, expected a file')
     if p.stat().st_size == 0:
@@ -101,11 +107,7 @@ def check_file(path: Any, name: str = 'file') -> Path:
 
 def check_dir(path: Any, name: str = 'folder') -> Path:
     """``path`` as a ``Path`` to an existing folder."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f'{name} must be a path, got {type(path).__name__}')
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f'{name} not found: {p}')
+    p = _existing_path(path, name)
     if not p.is_dir():
         raise ValueError(f'{name} {p} is not a folder')
     return p

@@ -10,6 +10,8 @@ from mmengine.structures import InstanceData
 
 from seg.registry import MODELS
 
+from ..utils.mask_geometry import to_output_res
+
 
 @MODELS.register_module()
 class SelectiveFusionHead(MaskFormerFusionHead):
@@ -93,10 +95,4 @@ class SelectiveFusionHead(MaskFormerFusionHead):
         if not len(logits):  # interpolate rejects empty inputs
             h, w = SelectiveFusionHead._output_hw(sample, rescale)
             return logits.new_zeros(0, h, w)
-        up = F.interpolate(logits[None], size=input_hw, mode='bilinear', align_corners=False)[0]
-        h, w = sample.img_shape[:2]
-        up = up[:, :h, :w]
-        if rescale:
-            up = F.interpolate(up[:, None], size=tuple(sample.ori_shape[:2]), mode='bilinear',
-                               align_corners=False)[:, 0]
-        return up
+        return to_output_res(logits, sample, input_hw, rescale)
