@@ -62,6 +62,7 @@ from seg.apis.demo_runner import (  # noqa: E402
 )
 from seg.apis.image_predictor import DEFAULT_IMAGE_SIZE  # noqa: E402
 from seg.apis.video_io import open_video  # noqa: E402
+from seg.utils.precision import PRECISIONS, check_precision  # noqa: E402
 from seg.utils.validation import DEFAULT_MAX_INPUT_PIXELS, read_image_file  # noqa: E402
 
 IMAGE_TASKS = ('interactive_image', 'panoptic')
@@ -105,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help='panoptic: object mask threshold (default: the config\'s)')
     parser.add_argument('--out-dir', default='outputs/demo')
     parser.add_argument('--device', default='cpu', type=device_arg, help='cpu, cuda or cuda:N')
+    parser.add_argument('--precision', default='fp32', choices=tuple(PRECISIONS),
+                        help='fp32, or autocast to fp16 / bf16 (bf16 also on CPU)')
     parser.add_argument('--image-size', type=int, default=DEFAULT_IMAGE_SIZE,
                         help='longer side the network sees (masks come back at input resolution)')
     parser.add_argument('--max-input-pixels', type=int, default=DEFAULT_MAX_INPUT_PIXELS,
@@ -131,6 +134,10 @@ def check_flags(args: argparse.Namespace) -> None:
         import torch
         if not torch.cuda.is_available():
             raise DemoInputError(f'--device {args.device}: CUDA is not available on this machine')
+    try:
+        check_precision(args.precision, args.device)
+    except ValueError as err:
+        raise DemoInputError(f'--precision: {err}') from None
 
 
 def read_image(path: str, max_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS) -> Any:
@@ -187,7 +194,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         print(UNTRAINED_BANNER, file=sys.stderr)
     build = dict(config=args.config, checkpoint=args.checkpoint, device=args.device,
                  image_size=args.image_size, cfg_options=options,
-                 max_input_pixels=args.max_input_pixels)
+                 max_input_pixels=args.max_input_pixels, precision=args.precision)
     if args.task == 'interactive_image':
         summary = run_interactive_image(SegPredictor.from_config(**build), image, specs, out_stem)
     elif args.task == 'panoptic':

@@ -14,6 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from seg.apis.image_predictor import DEFAULT_IMAGE_SIZE  # noqa: E402
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -23,7 +25,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--host', default='127.0.0.1')
     p.add_argument('--port', type=int, default=8000, help='0: any free port (printed)')
     p.add_argument('--device', default='cpu', help='cpu, cuda, cuda:1, ...')
-    p.add_argument('--image-size', type=int, default=1024, help='longer side the model processes')
+    p.add_argument('--image-size', type=int, default=DEFAULT_IMAGE_SIZE,
+                   help=f'longer side the model processes (default {DEFAULT_IMAGE_SIZE})')
     p.add_argument('--batch-window-ms', type=float, default=5.0,
                    help='micro-batching window (0: off)')
     p.add_argument('--max-batch', type=int, default=32)

@@ -6,12 +6,14 @@ from mmengine.config import read_base
 
 with read_base():
     from ..rapsam.rapsam_convnext_l_90k_coco_panoptic import *  # noqa: F401,F403
-    from .._base_.models.fastsam2_switches import (head_switches, model_switches, neck_switches,
-                                                   token_fusion, token_pruner)
+    from .._base_.models.fastsam2_switches import (backbone_switches, head_switches,
+                                                   model_switches, neck_switches, token_fusion,
+                                                   token_pruner)
 
 # the fused level is stride 16 (768 channels)
 model.backbone.update(geom_branch=dict(channels=96), token_fusion=token_fusion,
                       token_pruner=token_pruner)
+model.backbone.update(backbone_switches)
 model.neck.update(neck_switches)
 model.panoptic_head.update(head_switches)
 model.update(model_switches)

@@ -9,8 +9,9 @@ from mmengine.config import read_base
 
 with read_base():
     from ..rapsam.rapsam_tiny_coco_panoptic import *  # noqa: F401,F403
-    from .._base_.models.fastsam2_switches import (head_switches, model_switches, neck_switches,
-                                                   token_fusion, token_pruner)
+    from .._base_.models.fastsam2_switches import (backbone_switches, head_switches,
+                                                   model_switches, neck_switches, token_fusion,
+                                                   token_pruner)
 
 # the entropy scorer attends to at most 64 keys: over all 2304 stride-16 tokens of a 1024x576 frame
 # it would cost more than the pruning saves
@@ -18,6 +19,7 @@ model.backbone.update(geom_branch=dict(channels=16),
                       token_fusion=dict(token_fusion, embed_dim=32, num_heads=4,
                                         attention=dict(token_fusion['attention'], rank=8)),
                       token_pruner=dict(token_pruner, num_score_keys=64))
+model.backbone.update(backbone_switches)
 model.neck.update(neck_switches)
 model.panoptic_head.update(head_switches)
 model.panoptic_head.prompt_aggregator.num_heads = 4

@@ -41,9 +41,9 @@ model.backbone.distill_keys = ()
 model.data_preprocessor.resize_longest_side = 1024
 model.task_router.rules = dict(
     interactive=dict(num_stages=2, query_set='prompt', unprompted_query_set=None,
-                     use_memory=True, memory_min_frames=2, use_pruner=True),
+                     use_memory=True, memory_min_frames=2, use_pruner=False),
     vos=dict(num_stages=3, query_set='prompt', unprompted_query_set='prompt', use_memory=True,
-             memory_min_frames=1, use_pruner=True),
+             memory_min_frames=1, use_pruner=False),
     panoptic=dict(num_stages=3, query_set='both', unprompted_query_set='object', use_memory=False,
                   memory_min_frames=1, use_pruner=False))
 model.backbone.token_pruner.update(keep_ratio=0.5, refresh_period=4)

@@ -7,10 +7,10 @@ import torch
 from sam2.utils.amg import calculate_stability_score, remove_small_regions
 from torchvision.ops import batched_nms, masks_to_boxes
 
-from seg.models.utils.mask_geometry import to_output_res
+from seg.models.utils.mask_geometry import UPSAMPLE_CHUNK_ELEMENTS, to_output_res
 from seg.utils.rle import mask_to_rle
 
-from .image_predictor import UPSAMPLE_CHUNK_ELEMENTS, FastSAM2ImagePredictor, ImageInput
+from .image_predictor import FastSAM2ImagePredictor, ImageInput
 
 OUTPUT_MODES = ('binary_mask', 'coco_rle')
 
@@ -66,9 +66,9 @@ class FastSAM2AutomaticMaskGenerator:
         ``crop_box`` (the whole image, XYWH), sorted by ``predicted_iou``.
 
         Memory: candidates are upsampled to the original size a chunk at a time
-        (``upsample_masks``' chunk) and kept as COCO RLE until the end, so an 8000 x 6000 image
-        never holds the full-size masks of every query; ``'binary_mask'`` output decodes only
-        the masks returned."""
+        (``UPSAMPLE_CHUNK_ELEMENTS``; the stability score needs their float logits) and kept as
+        COCO RLE until the end, so an 8000 x 6000 image never holds the full-size masks of every
+        query; ``'binary_mask'`` output decodes only the masks returned."""
         model = self.predictor.model
         inputs, sample = self.predictor.preprocess(image)
         step = model.decode_objects(model.encode_image(inputs, mode='panoptic'))

@@ -587,8 +587,8 @@ def _next_masks(frames: Iterator) -> Optional[Tuple[int, List[int], np.ndarray]]
     step = next(frames, None)
     if step is None:
         return None
-    frame_idx, obj_ids, logits = step
-    return frame_idx, list(obj_ids), (logits[:, 0] > 0).cpu().numpy()
+    frame_idx, obj_ids, masks = step
+    return frame_idx, list(obj_ids), (masks[:, 0] > 0).cpu().numpy()  # bool, or logits
 
 
 def _usable(specs: List[PromptSpec], hw: Tuple[int, int], n: Optional[int], done: int

@@ -9,8 +9,8 @@
 
 Processing size: the image is resized on the model's device so that its longer side is the model
 data preprocessor's ``resize_longest_side`` (``from_config`` sets it, default ``DEFAULT_IMAGE_SIZE``
-= 1024, as SAM2) and padded to its ``pad_size_divisor``; prompts are given in ORIGINAL image pixels
-and masks come back at the original resolution.
+= 512; ``image_size=1024`` is SAM2's size) and padded to its ``pad_size_divisor``; prompts are
+given in ORIGINAL image pixels and masks come back at the original resolution.
 """
 import os.path as osp
 import warnings
@@ -26,9 +26,10 @@ from mmengine.structures import InstanceData
 from PIL import Image
 
 import seg  # noqa: F401  (registration)
-from seg.models.utils.mask_geometry import image_region, to_output_res
+from seg.models.utils.mask_geometry import image_region, to_output_masks, to_output_res
 from seg.registry import MODELS
 from seg.structures import scale_prompts
+from seg.utils.precision import autocast, check_precision
 from seg.utils.validation import (
     DEFAULT_MAX_INPUT_PIXELS,
     check_boxes,
@@ -40,8 +41,11 @@ from seg.utils.validation import (
 
 ImageInput = Union[np.ndarray, Image.Image]
 ArrayLike = Union[np.ndarray, Sequence, torch.Tensor]
-# the documented processing size of every entry point built by ``from_config`` (SAM2's 1024)
-DEFAULT_IMAGE_SIZE = 1024
+# the documented processing size (longer side) of every entry point built by ``from_config``:
+# 512, not SAM2's 1024, because it costs no accuracy by the speed issue's rule (held-out DAVIS J&F
+# of the trained tiny VOS model 0.525 at 512 vs 0.462 at 1024) and cuts the encoder's pixels 4x
+# (docs/benchmarks/NOTES.md section 10); pass image_size=1024 for SAM2's size
+DEFAULT_IMAGE_SIZE = 512
 # logit magnitude of a binary mask turned into a mask prompt (``mask_to_low_res``)
 MASK_LOGIT = 10.0
 
@@ -63,6 +67,9 @@ class FastSAM2ImagePredictor:
         mask_threshold: logit threshold of the binary masks (``return_logits=False``).
         max_input_pixels: images above this many pixels are rejected (None: no cap); see
             ``seg.utils.validation``.
+        precision: ``'fp32'``, or ``'fp16'`` / ``'bf16'``: the model runs under ``torch.autocast``
+            on its device (``seg.utils.precision``; bf16 also on CPU). Outputs are float32 / bool
+            whatever the precision.
 
     Inputs are checked by ``seg.utils.validation`` (its docstring has the policy: NaN / inf
     prompts are rejected, points and box corners slightly outside the image are clipped, farther
@@ -71,10 +78,13 @@ class FastSAM2ImagePredictor:
     """
 
     def __init__(self, model: torch.nn.Module, mask_threshold: float = 0.0,
-                 max_input_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS) -> None:
+                 max_input_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS,
+                 precision: str = 'fp32') -> None:
         self.model = model.eval()
         self.mask_threshold = mask_threshold
         self.max_input_pixels = max_input_pixels
+        check_precision(precision, self.device)
+        self.precision = precision
         self._warned_single = False
         self.reset_predictor()
 
@@ -85,7 +95,8 @@ class FastSAM2ImagePredictor:
         """Build the config's model, load a LOCAL checkpoint (None keeps the random init, with a
         loud warning) and set the longer side the preprocessor resizes to (None: as given).
 
-        ``cfg_options`` are merged into the config, e.g. ``{'model.test_cfg.object_mask_thr': 0.5}``.
+        ``cfg_options`` are merged into the config, e.g. ``{'model.test_cfg.object_mask_thr': 0.5}``;
+        ``kwargs`` go to the constructor (``precision``, ``mask_threshold``, ...).
         """
         return cls(build_model(config, checkpoint, device, image_size, cfg_options), **kwargs)
 
@@ -143,7 +154,8 @@ class FastSAM2ImagePredictor:
         if len(sizes) != 1 or len({id(p.model) for p in predictors}) != 1:
             raise ValueError(f'FastSAM2ImagePredictor.stack: one model and one input size needed, '
                              f'got input sizes {sorted(sizes)}')
-        batch = cls(predictors[0].model, max_input_pixels=predictors[0].max_input_pixels)
+        batch = cls(predictors[0].model, max_input_pixels=predictors[0].max_input_pixels,
+                    precision=predictors[0].precision)
         batch._features = torch.cat([p._features for p in predictors])
         batch._samples = [p._samples[0] for p in predictors]
         batch._input_hw = sizes.pop()
@@ -174,7 +186,9 @@ class FastSAM2ImagePredictor:
             w = max(x.shape[-1] for x in inputs)
             # pad like the preprocessor batches (zeros after normalisation, bottom / right)
             batch = torch.cat([F.pad(x, (0, w - x.shape[-1], 0, h - x.shape[-2])) for x in inputs])
-            self._features = self.model.encode_image(batch)
+            with autocast(self.device, self.precision):
+                # kept fp32: the embedding is an output (get_image_embedding)
+                self._features = self.model.encode_image(batch).float()
         self._feat_cache = {}
         self._samples, self._input_hw = samples, (h, w)
 
@@ -317,10 +331,11 @@ class FastSAM2ImagePredictor:
             scaled.masks = _image_masks_to_input(scaled.masks.float(), sample, self._input_hw)
         batch = [None] * len(self._samples)
         batch[img_idx] = scaled
-        with torch.no_grad():
+        with torch.no_grad(), autocast(self.device, self.precision):
             final, _ = self.model.decode_prompts(self._select(batch), self._only(batch),
                                                  self._input_hw, multimask_output,
                                                  feat_cache=self._cache_for(batch))
+        with torch.no_grad():
             low, scores = self._outputs(final, multimask_output)
             best = scores.argmax(1)
             rows = torch.arange(len(low), device=low.device)
@@ -351,25 +366,27 @@ class FastSAM2ImagePredictor:
         return [p for p in prompts if p is not None]
 
     def _outputs(self, final, multimask: bool) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Low-res logits ``[N, C, h, w]`` and scores ``[N, C]`` of a decode."""
+        """Low-res logits ``[N, C, h, w]`` and scores ``[N, C]`` of a decode, float32 (an
+        autocast decode's may be fp16 / bf16)."""
         if multimask and final.prm_multi_mask is not None:
-            return final.prm_multi_mask, final.prm_multi_iou
+            return final.prm_multi_mask.float(), final.prm_multi_iou.float()
         if multimask and not self._warned_single:
             warnings.warn('FastSAM2ImagePredictor: the model has no multimask_decoder; '
                           'multimask_output=True returns the single mask')
             self._warned_single = True
         scores = (final.prm_iou if final.prm_iou is not None
                   else final.prm_cls[:, :-1].softmax(-1).max(-1).values)
-        return final.prm_mask[:, :1], scores[:, None]
+        return final.prm_mask[:, :1].float(), scores[:, None].float()
 
     def _predict_images(self, prompts: List[Optional[InstanceData]], multimask: bool,
                         return_logits: bool, types: Set[str]
                         ) -> List[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """One decode of every image's prompts -> per prompted image (masks, scores, low-res)."""
-        with torch.no_grad():
+        with torch.no_grad(), autocast(self.device, self.precision):
             final, _ = self.model.decode_prompts(self._select(prompts), self._only(prompts),
                                                  self._input_hw, multimask, types,
                                                  feat_cache=self._cache_for(prompts))
+        with torch.no_grad():
             low, scores = self._outputs(final, multimask)
             counts = [len(p) for p in prompts if p is not None]
             results = []
@@ -515,24 +532,15 @@ def build_model(config: Union[str, Config], checkpoint: Optional[str] = None, de
     return model.to(device).eval()
 
 
-# float elements upsampled at once by ``upsample_masks`` (256 MB): a 1080p batch of candidates
-# goes in one call, an 8000 x 6000 image one mask at a time
-UPSAMPLE_CHUNK_ELEMENTS = 64 * 2 ** 20
-
-
 def upsample_masks(low: torch.Tensor, sample: DetDataSample, input_hw: Tuple[int, int],
                    threshold: Optional[float] = None) -> torch.Tensor:
     """Low-res mask logits ``[N, h, w]`` -> the original image size (``sample.ori_shape``): float
-    logits, or with ``threshold`` bool masks, made in chunks of ``UPSAMPLE_CHUNK_ELEMENTS`` so
-    the float working memory stays bounded whatever N and the image size."""
+    logits, or with ``threshold`` bool masks, made without the float image
+    (``mask_geometry.to_output_masks``: one byte per output pixel, interpolation only along the
+    boundaries), so binary output costs and holds little whatever N and the image size."""
     if threshold is None:
         return to_output_res(low, sample, input_hw, rescale=True)
-    h, w = sample.ori_shape[:2]
-    out = torch.empty((len(low), h, w), dtype=torch.bool, device=low.device)
-    step = max(1, UPSAMPLE_CHUNK_ELEMENTS // (h * w))
-    for k in range(0, len(low), step):
-        out[k:k + step] = to_output_res(low[k:k + step], sample, input_hw, rescale=True) > threshold
-    return out
+    return to_output_masks(low, sample, input_hw, rescale=True, threshold=threshold)
 
 
 def _image_masks_to_input(masks: torch.Tensor, sample: DetDataSample,

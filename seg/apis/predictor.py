@@ -9,6 +9,7 @@ from mmengine.config import Config
 from mmengine.structures import PixelData
 
 from seg.structures import build_prompts
+from seg.utils.precision import autocast
 from seg.utils.validation import DEFAULT_MAX_INPUT_PIXELS, check_image, check_mask, read_image_file
 
 from .image_predictor import DEFAULT_IMAGE_SIZE, FastSAM2ImagePredictor, build_model
@@ -32,11 +33,14 @@ class SegPredictor:
     Args:
         model: a built ``RapSAM`` (weights loaded); use ``from_config`` to build one.
         max_input_pixels: images above this many pixels are rejected (None: no cap).
+        precision: ``'fp32'``, ``'fp16'`` or ``'bf16'`` (autocast; see ``FastSAM2ImagePredictor``).
     """
 
     def __init__(self, model: torch.nn.Module,
-                 max_input_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS) -> None:
-        self.image_predictor = FastSAM2ImagePredictor(model, max_input_pixels=max_input_pixels)
+                 max_input_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS,
+                 precision: str = 'fp32') -> None:
+        self.image_predictor = FastSAM2ImagePredictor(model, max_input_pixels=max_input_pixels,
+                                                      precision=precision)
         self.max_input_pixels = max_input_pixels
         self.model = self.image_predictor.model
         self.class_names = list(model.class_names)
@@ -46,10 +50,11 @@ class SegPredictor:
     def from_config(cls, config: Union[str, Config], checkpoint: Optional[str] = None,
                     device: str = 'cpu', image_size: Optional[int] = DEFAULT_IMAGE_SIZE,
                     cfg_options: Optional[dict] = None,
-                    max_input_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS) -> 'SegPredictor':
+                    max_input_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS,
+                    precision: str = 'fp32') -> 'SegPredictor':
         """See ``FastSAM2ImagePredictor.from_config``."""
         return cls(build_model(config, checkpoint, device, image_size, cfg_options),
-                   max_input_pixels)
+                   max_input_pixels, precision)
 
     def _load(self, image: ImageLike) -> np.ndarray:
         if isinstance(image, str):
@@ -84,7 +89,13 @@ class SegPredictor:
         processed = tuple(sample.img_shape[:2])
         fused = ori if ori[0] * ori[1] <= processed[0] * processed[1] else processed
         sample.set_metainfo(dict(ori_shape=fused, input_shape=ori, fusion_shape=fused))
-        result = self.model.predict(inputs, [sample], rescale=True)[0]
+        with autocast(inputs.device, self.image_predictor.precision):
+            result = self.model.predict(inputs, [sample], rescale=True)[0]
+        if 'pred_instances' in result:  # float32 whatever the precision
+            inst = result.pred_instances
+            for key, value in list(inst.items()):
+                if isinstance(value, torch.Tensor) and value.is_floating_point():
+                    setattr(inst, key, value.float())
         if rescale and fused != ori:
             rows, cols = nearest_index(fused[0], ori[0]), nearest_index(fused[1], ori[1])
             if 'pred_panoptic_seg' in result:

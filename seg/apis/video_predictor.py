@@ -5,19 +5,44 @@ Usage, as with SAM2's ``SAM2VideoPredictor``::
     predictor = FastSAM2VideoPredictor.from_config('configs/fastsam2/model_fastsam2_r50.py', ckpt)
     state = predictor.init_state('video.mp4')            # or a frame folder, a list, an iterator
     predictor.add_new_points_or_box(state, frame_idx=0, obj_id=1, points=[[210, 350]], labels=[1])
-    for frame_idx, obj_ids, mask_logits in predictor.propagate_in_video(state):
-        masks = mask_logits > 0                           # [K, 1, H, W] at the video's resolution
+    for frame_idx, obj_ids, masks in predictor.propagate_in_video(state):
+        ...                                               # bool [K, 1, H, W] at the video's size
 
-The video's state (prompts per (frame, object), the frame source) lives in the ``VideoState``
-the caller holds; the model holds none, so one model serves several videos at once. Frames are
-decoded as propagation reaches them and only a few processed frames are cached (``video_io``).
+The video's state (prompts per (frame, object), the masks last produced per frame, the frame
+source) lives in the ``VideoState`` the caller holds; the model holds none, so one model serves
+several videos at once. Frames are decoded as propagation reaches them and only a few processed
+frames are cached (``video_io``).
+
+Results, as in SAM2: every call that prompts or propagates returns ``(frame_idx, obj_ids,
+masks)`` for ALL the video's objects on that frame, in ``state.obj_ids`` order. An object's mask
+there is the latest one it got on that frame (from a prompt, or from the last propagation over
+the frame); an object without one is empty. ``masks`` are bool ``[K, 1, H, W]`` by default;
+``return_logits=True`` gives SAM2's float logits instead (``NO_OBJ_SCORE`` where an object has no
+mask), so SAM2 code that thresholds them (``masks > 0``) works either way. A mask is stored on
+the model's mask grid (float16; for a 4:3 video at the 1024 processing size 192x256, 96 KB per
+object and frame, so about 1 GB per object over 10 000 propagated frames: pass
+``offload_to_cpu`` to keep them off the device, SAM2 keeps more per frame) and resampled to the
+video's size one object at a time when returned: 8000x6000 bool masks are 48 MB per object, and
+the only float plane of that size is the one object being resampled (float logits for K objects
+at once would be K x 192 MB).
+Measured there with 4 objects (tiny model, 512 processing size, CPU): peak RSS 1.9 GB and
+2.4 s per frame, against 3.5 GB and 4.3 s when every frame returned float logits.
+
+Corrections, as in SAM2: a prompt on a frame where the object already has a mask (tracked by a
+propagation, or a cleared prompt's) corrects THAT mask: it goes into the model as the mask input
+with the new clicks / box (the model's correction convention, as its interactive training feeds
+the previous prediction), so one negative click removes a region of the tracked mask instead of
+starting the object over. That mask stays the frame's starting point: ``clear_old_points=True``
+discards the earlier clicks there, not the tracked mask; ``add_new_mask`` overrides it while the
+given mask stands.
 
 Propagation runs a fresh ``StreamingTracker`` from the start frame in the requested direction:
 each frame decodes every tracked object as a query of ONE head forward, and the prompts stored for
 a frame are fed when propagation reaches it (new objects join, prompted ones restart from their
 prompt). Objects whose prompts all lie behind the start frame are first seeded from their nearest
 prompted frame. Objects not tracked on a frame (not yet prompted in the direction of travel, or
-removed) get ``NO_OBJ_SCORE`` logits, as in SAM2.
+removed) have no mask there. An object may be prompted on any number of frames; its memory keeps
+the first prompted one and the newest (``StreamingMemory``, ``long_capacity``).
 
 Streaming (a camera): ``start_stream`` then ``track(state, frame)`` per frame; prompts go on the
 current frame (``state.frame_idx``) between frames and take effect at once. Only the current
@@ -41,7 +66,9 @@ from mmengine.structures import InstanceData
 
 from seg.models.data_preprocessor.prompt_utils import pad_prompt_masks
 from seg.models.detectors.streaming_tracker import StreamingTracker
+from seg.models.utils.mask_geometry import to_output_masks, to_output_res
 from seg.structures import build_prompts
+from seg.utils.precision import autocast, check_precision
 from seg.utils.validation import (
     DEFAULT_MAX_INPUT_PIXELS,
     check_boxes,
@@ -55,6 +82,8 @@ from .image_predictor import DEFAULT_IMAGE_SIZE, build_model
 from .video_io import VideoInput, VideoSource, open_video
 
 NO_OBJ_SCORE = -1024.0  # SAM2's mask logit for "the object has no mask on this frame"
+# stored logits are float16 (max 65504); beyond SAM2's no-object score they say nothing more
+_LOGIT_CAP = -NO_OBJ_SCORE
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence]
 
 
@@ -74,6 +103,9 @@ class ObjectPrompt:
     box: Optional[torch.Tensor] = None  # float [4] xyxy
     mask: Optional[torch.Tensor] = None  # float [H, W], 1 inside
     text: str = ''
+    # float16 [h, w] mask-grid logits: the object's mask on this frame when it was first prompted
+    # there (None: it had none); the mask input the clicks / box correct while no mask is given
+    prior: Optional[torch.Tensor] = None
 
 
 @dataclasses.dataclass
@@ -88,8 +120,14 @@ class VideoState:
         obj_ids: the objects, in the order they were first prompted.
         prompts: frame index -> object id -> its prompts on that frame (a stream keeps only the
             current frame's).
-        tracker / frame_idx / step / current / current_masks: streaming only: the tracker, the
-            current frame's index, tracker step, processed frame and per-object mask logits.
+        outputs: frame index -> object id -> its latest mask logits on that frame, float16 on the
+            model's mask grid (the device's, the CPU's with ``offload_to_cpu``): what the last
+            prompt there or the last propagation over the frame produced (a stream keeps the
+            current frame's).
+        frame_meta: the processed frames' geometry (``img_shape``, ``ori_shape``,
+            ``batch_input_shape``), one for all frames of a video.
+        tracker / frame_idx / step / current: streaming only: the tracker, the current frame's
+            index, tracker step and processed frame.
     """
     source: Optional[VideoSource]
     video_height: Optional[int]
@@ -98,11 +136,12 @@ class VideoState:
     streaming: bool = False
     obj_ids: List[int] = dataclasses.field(default_factory=list)
     prompts: Dict[int, Dict[int, ObjectPrompt]] = dataclasses.field(default_factory=dict)
+    outputs: Dict[int, Dict[int, torch.Tensor]] = dataclasses.field(default_factory=dict)
+    frame_meta: Optional[dict] = None
     tracker: Optional[StreamingTracker] = None
     frame_idx: int = -1
     step: int = -1
     current: Optional[ProcessedFrame] = None
-    current_masks: Dict[int, torch.Tensor] = dataclasses.field(default_factory=dict)
 
     @property
     def num_frames(self) -> Optional[int]:
@@ -119,10 +158,16 @@ class FastSAM2VideoPredictor:
         model: a built ``RapSAM`` with a streaming memory (``memory=``), weights loaded.
         cache_size: processed frames each video keeps (``init_state`` may override it).
         max_input_pixels: frames above this many pixels are rejected (None: no cap).
+        return_logits: masks come back as SAM2's float logits (``NO_OBJ_SCORE`` where an object
+            has no mask) instead of bool masks (see the module docstring for the memory).
+        precision: ``'fp32'``, or ``'fp16'`` / ``'bf16'``: every ``track_step`` runs under
+            ``torch.autocast`` on the model's device (``seg.utils.precision``; bf16 also on CPU);
+            the masks come back as with fp32.
     """
 
     def __init__(self, model: torch.nn.Module, cache_size: int = 4,
-                 max_input_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS) -> None:
+                 max_input_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS,
+                 return_logits: bool = False, precision: str = 'fp32') -> None:
         if not hasattr(model, 'track_step'):
             raise TypeError(f'FastSAM2VideoPredictor needs a RapSAM model, got {type(model).__name__}')
         if model.memory_cfg is None:
@@ -131,18 +176,23 @@ class FastSAM2VideoPredictor:
         self.model = model.eval()
         self.cache_size = cache_size
         self.max_input_pixels = max_input_pixels
+        self.return_logits = return_logits
+        check_precision(precision, next(model.parameters()).device)
+        self.precision = precision
 
     @classmethod
     def from_config(cls, config: Union[str, Config], checkpoint: Optional[str] = None,
                     device: str = 'cpu', image_size: Optional[int] = DEFAULT_IMAGE_SIZE,
                     cfg_options: Optional[dict] = None,
-                    max_input_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS
+                    max_input_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS,
+                    return_logits: bool = False, precision: str = 'fp32'
                     ) -> 'FastSAM2VideoPredictor':
         """Build the config's model (``image_predictor.build_model``: a LOCAL checkpoint, None
         keeps the random init with a warning; ``image_size``: the longer side frames are resized
         to on the device, None: as given; ``cfg_options`` merged into the config)."""
         return cls(build_model(config, checkpoint, device, image_size, cfg_options),
-                   max_input_pixels=max_input_pixels)
+                   max_input_pixels=max_input_pixels, return_logits=return_logits,
+                   precision=precision)
 
     @property
     def device(self) -> torch.device:
@@ -158,9 +208,11 @@ class FastSAM2VideoPredictor:
         source = open_video(video, cache_size=cache_size or self.cache_size,
                             max_pixels=self.max_input_pixels)
         source.transform = lambda frame: self._process(frame, offload_to_cpu)
-        source[0]  # the frame size, and frame 0 is usually the first one prompted
+        # the frame geometry, and frame 0 is usually the first one prompted
+        meta = dict(source[0].metainfo)
         h, w = source.frame_size
-        return VideoState(source=source, video_height=h, video_width=w, offload_to_cpu=offload_to_cpu)
+        return VideoState(source=source, video_height=h, video_width=w,
+                          offload_to_cpu=offload_to_cpu, frame_meta=meta)
 
     def start_stream(self, offload_to_cpu: bool = False) -> VideoState:
         """A new streaming state: feed frames with ``track``; prompt the current one between."""
@@ -169,10 +221,11 @@ class FastSAM2VideoPredictor:
                           tracker=self.model.new_tracker())
 
     def reset_state(self, state: VideoState) -> None:
-        """Forget every prompt and object (the frames stay cached; a stream keeps its position)."""
+        """Forget every prompt, object and mask (the frames stay cached; a stream keeps its
+        position)."""
         state.obj_ids.clear()
         state.prompts.clear()
-        state.current_masks.clear()
+        state.outputs.clear()
         if state.streaming:
             state.tracker = self.model.new_tracker()
 
@@ -187,9 +240,16 @@ class FastSAM2VideoPredictor:
         ``box`` (x1, y1, x2, y2) for object ``obj_id`` on ``frame_idx``, in video pixels
         (``normalize_coords=False``: already divided by the width / height, as in SAM2).
 
-        ``clear_old_points`` replaces the object's prompts on that frame (its text stays), else
-        the clicks are added to them. Returns ``(frame_idx, obj_ids, mask_logits [K, 1, H, W])``:
-        the frame decoded with its prompted objects; the others get ``NO_OBJ_SCORE``.
+        If the object already has a mask on that frame (tracked there by a propagation), the
+        prompt corrects it: the mask goes into the model with the clicks / box (SAM2 feeds its
+        previous mask logits the same way), so one negative click removes a region of it.
+        ``clear_old_points=True`` replaces the object's clicks, box and given mask on that frame
+        (its text stays) but still corrects the tracked mask; False adds the clicks to them.
+
+        Returns ``(frame_idx, obj_ids, masks [K, 1, H, W])`` for ALL the video's objects on that
+        frame, as SAM2 does: ``obj_id``'s new mask, every other object's current mask there
+        (unchanged by this prompt), an empty one (``NO_OBJ_SCORE`` logits) for an object with
+        none (module docstring: bool, or logits with ``return_logits``).
         """
         self._check_obj_id(obj_id)
         self._check_frame(state, frame_idx)
@@ -197,9 +257,9 @@ class FastSAM2VideoPredictor:
             raise ValueError('add_new_points_or_box: give points (with labels) or a box')
         pts, labs = self._check_points(state, points, labels, normalize_coords)
         bx = self._check_box(state, box, normalize_coords)
-        old = state.prompts.get(frame_idx, {}).get(obj_id)
+        old, prior = self._prompt_base(state, frame_idx, obj_id)
         if clear_old_points or old is None:
-            new = ObjectPrompt(pts, labs, bx, None, old.text if old is not None else '')
+            new = ObjectPrompt(pts, labs, bx, None, old.text if old is not None else '', prior)
         else:
             new = dataclasses.replace(old, points=torch.cat([old.points, pts]),
                                       labels=torch.cat([old.labels, labs]),
@@ -210,8 +270,9 @@ class FastSAM2VideoPredictor:
     def add_new_mask(self, state: VideoState, frame_idx: int, obj_id: int, mask: ArrayLike
                      ) -> Tuple[int, List[int], torch.Tensor]:
         """A mask prompt ``[H, W]`` (the video's size; > 0.5 is inside) for ``obj_id`` on
-        ``frame_idx``; it replaces the object's clicks and box there. Returns as
-        ``add_new_points_or_box``."""
+        ``frame_idx``; it replaces the object's clicks and box there and, while it stands, its
+        tracked mask (the object's memory keeps the given mask). Returns as
+        ``add_new_points_or_box``: every object's mask on the frame."""
         self._check_obj_id(obj_id)
         self._check_frame(state, frame_idx)
         size = (state.video_height, state.video_width)
@@ -220,43 +281,46 @@ class FastSAM2VideoPredictor:
         if not m.any():
             raise ValueError(f'add_new_mask: the mask of object {obj_id} on frame {frame_idx} is '
                              'empty; use remove_object or clear_all_prompts_in_frame instead')
-        old = state.prompts.get(frame_idx, {}).get(obj_id)
+        old, prior = self._prompt_base(state, frame_idx, obj_id)
         new = ObjectPrompt(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long), None, m,
-                           old.text if old is not None else '')
+                           old.text if old is not None else '', prior)
         return self._set_prompt(state, frame_idx, obj_id, new)
 
     @torch.no_grad()
     def add_text_prompt(self, state: VideoState, frame_idx: int, obj_id: int, text: str
                         ) -> Tuple[int, List[int], torch.Tensor]:
         """A text prompt (e.g. ``'the red car'``) for ``obj_id`` on ``frame_idx``, alone or with
-        the object's clicks / box / mask there; it also guards the object's memory against drift.
-        Returns as ``add_new_points_or_box``."""
+        the object's clicks / box / mask there (or its tracked mask there, as a correction does);
+        it also guards the object's memory against drift. Returns as ``add_new_points_or_box``:
+        every object's mask on the frame."""
         self._check_obj_id(obj_id)
         self._check_frame(state, frame_idx)
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f'add_text_prompt: text must be a non-empty str, got {text!r}')
-        old = state.prompts.get(frame_idx, {}).get(obj_id)
+        old, prior = self._prompt_base(state, frame_idx, obj_id)
         new = (dataclasses.replace(old, text=text) if old is not None else
-               ObjectPrompt(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long), text=text))
+               ObjectPrompt(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long), text=text,
+                            prior=prior))
         return self._set_prompt(state, frame_idx, obj_id, new)
 
     def remove_object(self, state: VideoState, obj_id: int) -> List[int]:
         """Forget an object and all its prompts; returns the remaining object ids. Allowed at any
         time, also while ``propagate_in_video`` runs (it stops yielding the object)."""
         self._check_known(state, obj_id)
-        state.obj_ids.remove(obj_id)
+        self._forget(state, obj_id)
         for frame_idx in list(state.prompts):
             state.prompts[frame_idx].pop(obj_id, None)
             if not state.prompts[frame_idx]:
                 del state.prompts[frame_idx]
-        state.current_masks.pop(obj_id, None)
         if state.streaming and obj_id in state.tracker.object_ids:
             state.tracker.remove_object(obj_id)
         return list(state.obj_ids)
 
     def clear_all_prompts_in_frame(self, state: VideoState, frame_idx: int, obj_id: int) -> None:
         """Drop ``obj_id``'s prompts on ``frame_idx``; an object left without prompts is removed.
-        A stream has already fed its prompts to the tracker: use ``remove_object`` there."""
+        Its mask on the frame stays (as in SAM2) until a propagation passes it again: a new
+        prompt there corrects it. A stream has already fed its prompts to the tracker: use
+        ``remove_object`` there."""
         if state.streaming:
             raise ValueError('clear_all_prompts_in_frame: a stream has already consumed its prompts; '
                              'use remove_object, or re-prompt the object')
@@ -267,16 +331,18 @@ class FastSAM2VideoPredictor:
         if not frame:
             state.prompts.pop(frame_idx, None)
         if not any(obj_id in p for p in state.prompts.values()):
-            state.obj_ids.remove(obj_id)
+            self._forget(state, obj_id)
 
     # ------------------------------------------------------------------ propagation
     @torch.no_grad()
     def propagate_in_video(self, state: VideoState, start_frame_idx: Optional[int] = None,
                            max_frame_num_to_track: Optional[int] = None, reverse: bool = False
                            ) -> Iterator[Tuple[int, List[int], torch.Tensor]]:
-        """Yield ``(frame_idx, obj_ids, mask_logits [K, 1, H, W])`` frame by frame from
+        """Yield ``(frame_idx, obj_ids, masks [K, 1, H, W])`` frame by frame from
         ``start_frame_idx`` (default: the first prompted frame, the last one when ``reverse``)
-        over ``max_frame_num_to_track`` more frames (default: to the end of the video).
+        over ``max_frame_num_to_track`` more frames (default: to the end of the video). Every
+        object has a mask where this run tracks it, an empty one elsewhere (module docstring);
+        each frame's masks become the state's masks of that frame.
 
         Prompts added or objects removed while iterating take effect on the frames not reached
         yet. Each run starts from the stored prompts alone (a fresh memory).
@@ -310,9 +376,9 @@ class FastSAM2VideoPredictor:
             for gone in [o for o in tracker.object_ids if o not in state.obj_ids]:
                 tracker.remove_object(gone)
             objs = list(state.prompts.get(frame_idx, {}))
-            outputs = self._decode(state, tracker, frame_idx, step, objs)
+            state.outputs[frame_idx] = self._decode(state, tracker, frame_idx, step, objs)
             step += 1
-            yield (frame_idx, *self._assemble(state, outputs))
+            yield (frame_idx, *self._assemble(state, frame_idx))
 
     @staticmethod
     def _seeds(state: VideoState, start: int, reverse: bool) -> List[Tuple[int, List[int]]]:
@@ -331,8 +397,9 @@ class FastSAM2VideoPredictor:
     # ------------------------------------------------------------------ streaming
     @torch.no_grad()
     def track(self, state: VideoState, frame: np.ndarray) -> Tuple[List[int], torch.Tensor]:
-        """The next frame (RGB ``uint8 [H, W, 3]``) of a stream -> ``(obj_ids, mask_logits
-        [K, 1, H, W])``. Constant memory: the state holds this frame and the bounded memory."""
+        """The next frame (RGB ``uint8 [H, W, 3]``) of a stream -> ``(obj_ids, masks
+        [K, 1, H, W])`` (module docstring). Constant memory: the state holds this frame, its
+        masks and the bounded memory."""
         if not state.streaming:
             raise ValueError('track: the state is not a stream; make one with start_stream()')
         frame = check_image(frame, f'stream frame {state.frame_idx + 1}', self.max_input_pixels)
@@ -345,13 +412,15 @@ class FastSAM2VideoPredictor:
                              f'{state.video_height}; a stream keeps one frame size: start a new '
                              'one (start_stream) for the new size')
         state.current = self._process(frame, state.offload_to_cpu)
+        if state.frame_meta is None:
+            state.frame_meta = dict(state.current.metainfo)
         state.frame_idx += 1
         state.step += 1
-        state.prompts.clear()  # prompts belong to their frame
+        state.prompts.clear()  # prompts and masks belong to their frame
         inputs, sample = self._frame(state, state.frame_idx)
-        res = self.model.track_step(state.tracker, inputs, sample, state.step)
-        state.current_masks = _by_object(res)
-        return self._assemble(state, state.current_masks)
+        res = self._track_step(state.tracker, inputs, sample, state.step, grid=True)
+        state.outputs = {state.frame_idx: self._keep(state, res)}
+        return self._assemble(state, state.frame_idx)
 
     # ------------------------------------------------------------------ internals
     def _process(self, frame: np.ndarray, offload_to_cpu: bool) -> ProcessedFrame:
@@ -364,44 +433,85 @@ class FastSAM2VideoPredictor:
         pf = state.current if state.streaming else state.source[frame_idx]
         return pf.inputs.to(self.device), DetDataSample(metainfo=dict(pf.metainfo))
 
+    @staticmethod
+    def _prompt_base(state: VideoState, frame_idx: int, obj_id: int
+                     ) -> Tuple[Optional[ObjectPrompt], Optional[torch.Tensor]]:
+        """The object's prompt on the frame (None: none yet) and the mask a new prompt there
+        corrects: the prompt's own, else the object's current mask on the frame (tracked)."""
+        old = state.prompts.get(frame_idx, {}).get(obj_id)
+        return old, old.prior if old is not None else state.outputs.get(frame_idx, {}).get(obj_id)
+
+    @staticmethod
+    def _forget(state: VideoState, obj_id: int) -> None:
+        """Drop an object and its masks (its prompts are the caller's)."""
+        state.obj_ids.remove(obj_id)
+        for masks in state.outputs.values():
+            masks.pop(obj_id, None)
+
     def _set_prompt(self, state: VideoState, frame_idx: int, obj_id: int, prompt: ObjectPrompt
                     ) -> Tuple[int, List[int], torch.Tensor]:
-        """Store a prompt and decode its frame: offline, every object prompted there in one
-        forward (a throwaway tracker); streaming, the object re-prompts the current frame."""
+        """Store a prompt and decode the object on its frame: offline alone (a throwaway tracker;
+        objects are decoded independently, so the others' masks there stand); streaming, it
+        re-prompts the current frame."""
         state.prompts.setdefault(frame_idx, {})[obj_id] = prompt
         if obj_id not in state.obj_ids:
             state.obj_ids.append(obj_id)
         if state.streaming:
             out = self._decode(state, state.tracker, frame_idx, state.step, [obj_id],
                                track_others=False)
-            state.current_masks.update(out)
-            return (frame_idx, *self._assemble(state, state.current_masks))
-        out = self._decode(state, self.model.new_tracker(), frame_idx, 0, list(state.prompts[frame_idx]))
-        return (frame_idx, *self._assemble(state, out))
+        else:
+            out = self._decode(state, self.model.new_tracker(), frame_idx, 0, [obj_id])
+        state.outputs.setdefault(frame_idx, {}).update(out)
+        return (frame_idx, *self._assemble(state, frame_idx))
 
     def _decode(self, state: VideoState, tracker: StreamingTracker, frame_idx: int, step: int,
                 objs: List[int], track_others: bool = True) -> Dict[int, torch.Tensor]:
-        """One ``track_step`` on a frame with the prompts of ``objs`` there -> per-object logits."""
+        """One ``track_step`` on a frame with the prompts of ``objs`` there -> the decoded
+        objects' mask-grid logits, as the state keeps them (``_keep``)."""
         inputs, sample = self._frame(state, frame_idx)
         if objs:
             sample.prompts = self._frame_prompts(state, frame_idx, objs, sample)
-        return _by_object(self.model.track_step(tracker, inputs, sample, step,
-                                                track_others=track_others))
+        return self._keep(state, self._track_step(tracker, inputs, sample, step,
+                                                  track_others=track_others, grid=True))
+
+    def _track_step(self, *args, **kwargs) -> InstanceData:
+        """``RapSAM.track_step`` at the predictor's precision."""
+        with autocast(self.device, self.precision):
+            return self.model.track_step(*args, **kwargs)
+
+    @staticmethod
+    def _keep(state: VideoState, res: InstanceData) -> Dict[int, torch.Tensor]:
+        """``track_step(grid=True)``'s instances -> object id -> float16 mask-grid logits
+        ``[h, w]`` (on the CPU with ``offload_to_cpu``)."""
+        logits = res.mask_logits.clamp(-_LOGIT_CAP, _LOGIT_CAP).to(torch.float16)
+        if state.offload_to_cpu:
+            logits = logits.cpu()
+        return {int(i): logits[j] for j, i in enumerate(res.instances_id.tolist())}
 
     def _frame_prompts(self, state: VideoState, frame_idx: int, objs: List[int],
                        sample: DetDataSample) -> InstanceData:
-        """The stored prompts of ``objs`` on a frame, scaled to the processed frame."""
+        """The stored prompts of ``objs`` on a frame, scaled to the processed frame. A mask to
+        correct (``ObjectPrompt.prior``) is the mask prompt where none is given: its logits > 0
+        at input resolution, as the model's interactive training feeds a previous prediction."""
         sx, sy = sample.scale_factor
         records = [state.prompts[frame_idx][o] for o in objs]
         scale = torch.tensor([sx, sy])
         boxes = torch.stack([r.box * scale.repeat(2) if r.box is not None else torch.zeros(4)
                              for r in records])
         masks = None
-        if any(r.mask is not None for r in records):
+        if any(r.mask is not None or r.prior is not None for r in records):
             img_hw = tuple(sample.img_shape[:2])
-            masks = torch.stack([
-                F.interpolate(r.mask[None, None], size=img_hw, mode='bilinear', align_corners=False)[0, 0]
-                if r.mask is not None else torch.zeros(img_hw) for r in records])
+
+            def mask_prompt(r: ObjectPrompt) -> torch.Tensor:
+                if r.mask is not None:
+                    return F.interpolate(r.mask[None, None], size=img_hw, mode='bilinear',
+                                         align_corners=False)[0, 0]
+                if r.prior is not None:
+                    return (to_output_res(r.prior[None].float().cpu(), sample,
+                                          tuple(sample.batch_input_shape), rescale=False)[0] > 0).float()
+                return torch.zeros(img_hw)
+
+            masks = torch.stack([mask_prompt(r) for r in records])
         texts = [r.text for r in records] if any(r.text for r in records) else None
         prompts = build_prompts(points=[r.points * scale for r in records],
                                 point_labels=[r.labels for r in records], bboxes=boxes,
@@ -412,15 +522,26 @@ class FastSAM2VideoPredictor:
         pad_prompt_masks([sample], sample.batch_input_shape)
         return sample.prompts.to(self.device)
 
-    def _assemble(self, state: VideoState, outputs: Dict[int, torch.Tensor]
-                  ) -> Tuple[List[int], torch.Tensor]:
-        """Per-object logits -> ``(obj_ids, [K, 1, H, W])`` in ``state.obj_ids`` order."""
+    def _assemble(self, state: VideoState, frame_idx: int) -> Tuple[List[int], torch.Tensor]:
+        """Every object's mask on a frame -> ``(obj_ids, [K, 1, H, W])`` in ``state.obj_ids``
+        order at the video's size: bool, or logits with ``return_logits`` (``NO_OBJ_SCORE`` for
+        an object without a mask there), resampled as the module docstring says."""
         obj_ids = list(state.obj_ids)
-        masks = torch.full((len(obj_ids), 1, state.video_height, state.video_width), NO_OBJ_SCORE,
-                           device=self.device)
-        for k, obj in enumerate(obj_ids):
-            if obj in outputs:
-                masks[k] = outputs[obj]
+        size = (len(obj_ids), 1, state.video_height, state.video_width)
+        masks = (torch.full(size, NO_OBJ_SCORE, device=self.device) if self.return_logits
+                 else torch.zeros(size, dtype=torch.bool, device=self.device))
+        outputs = state.outputs.get(frame_idx, {})
+        present = [k for k, obj in enumerate(obj_ids) if obj in outputs]
+        if not present:
+            return obj_ids, masks
+        grid = torch.stack([outputs[obj_ids[k]] for k in present]).to(self.device, torch.float32)
+        sample = DetDataSample(metainfo=state.frame_meta)
+        input_hw = tuple(state.frame_meta['batch_input_shape'])
+        if not self.return_logits:  # no float image: see mask_geometry.to_output_masks
+            masks[present, 0] = to_output_masks(grid, sample, input_hw, rescale=True)
+            return obj_ids, masks
+        for row, k in enumerate(present):  # one float plane at a time
+            masks[k, 0] = to_output_res(grid[row:row + 1], sample, input_hw, rescale=True)[0]
         return obj_ids, masks
 
     # ------------------------------------------------------------------ checks
@@ -477,11 +598,6 @@ def _to_pixels(state: VideoState, xy: np.ndarray, normalize_coords: bool) -> tor
     """Checked ``[N, 2]`` (x, y) in pixels (``normalize_coords``) or in [0, 1] -> pixels."""
     pix = torch.as_tensor(xy)
     return pix if normalize_coords else pix * pix.new_tensor([state.video_width, state.video_height])
-
-
-def _by_object(res: InstanceData) -> Dict[int, torch.Tensor]:
-    """``pred_instances`` -> object id -> its mask logits ``[1, H, W]``."""
-    return {int(i): res.mask_logits[j:j + 1] for j, i in enumerate(res.instances_id.tolist())}
 
 
 def _forward_frames(source: VideoSource, start: int, stop: Optional[int]) -> Iterator[int]:

@@ -12,21 +12,35 @@ them into the project's prompt ``InstanceData`` in the frame of the packed image
      'text': str}
 """
 import os.path as osp
-from typing import Dict, List
-
-import numpy as np
+from typing import Dict, List, Tuple
 
 from seg.datasets.coco_panoptic import CocoPanopticSegDataset
 from seg.datasets.converters import load_interactive_prompts, load_ytvis_interactive_meta
 from seg.datasets.youtube_vis import YouTubeVIS2019Dataset
 from seg.registry import DATASETS
+from seg.utils.validation import check_finite, check_int, check_labels, require_keys, require_list
+
+ROW_KEYS = ('ann_id', 'points', 'point_labels', 'box')
 
 
-def _row(entry: dict, label: int, isthing: bool) -> dict:
-    return dict(ann_id=int(entry['ann_id']), label=int(label), isthing=bool(isthing),
-                points=np.asarray(entry['points'], np.float32).reshape(-1, 2),
-                point_labels=np.asarray(entry['point_labels'], np.int64).reshape(-1),
-                box=None if entry['box'] is None else np.asarray(entry['box'], np.float32),
+def _row(entry: dict, label: int, isthing: bool, name: str) -> dict:
+    """A stored prompt (``name`` says where it is) as a row, its arrays checked: finite points
+    ``[P, 2]`` with one 1 / 0 label each, a finite ``[4]`` box or None."""
+    require_keys(entry, ROW_KEYS, name)
+    points = check_finite(entry['points'], f'{name} "points"')
+    if points.size == 0:
+        points = points.reshape(0, 2)
+    labels = check_labels(entry['point_labels'], f'{name} "point_labels"', (1, 0)).reshape(-1)
+    if points.ndim != 2 or points.shape[1] != 2 or len(labels) != len(points):
+        raise ValueError(f'{name}: "points" must be [P, 2] with one "point_labels" entry each, '
+                         f'got shapes {points.shape} and {labels.shape}')
+    box = None
+    if entry['box'] is not None:
+        box = check_finite(entry['box'], f'{name} "box"')
+        if box.shape != (4, ):
+            raise ValueError(f'{name}: "box" must be [x1, y1, x2, y2], got shape {box.shape}')
+    return dict(ann_id=check_int(entry['ann_id'], f'{name} "ann_id"'), label=int(label),
+                isthing=bool(isthing), points=points, point_labels=labels, box=box,
                 text=entry.get('text') or '')
 
 
@@ -50,27 +64,32 @@ class CocoPanopticPromptFileDataset(CocoPanopticSegDataset):
         if not osp.isfile(self.prompt_file):
             raise FileNotFoundError(f'interactive prompt file not found: {self.prompt_file} (write it '
                                     'with tools/dataset_converters/coco_to_interactive_prompts.py)')
-        stored = load_interactive_prompts(self.prompt_file)
+        stored = require_keys(load_interactive_prompts(self.prompt_file), ('source', 'prompts'),
+                              self.prompt_file)
+        require_keys(stored['source'], ('kind', ), f'{self.prompt_file}: "source"')
         if stored['source']['kind'] != 'panoptic':
             raise ValueError(f'{self.prompt_file} was made from a COCO {stored["source"]["kind"]} '
                              'json: its ann_ids are not panoptic segment ids; convert the panoptic '
                              'json (--panoptic-dir)')
-        per_image: Dict[int, List[dict]] = {}
-        for entry in stored['prompts']:
-            per_image.setdefault(entry['image_id'], []).append(entry)
+        per_image: Dict[int, List[Tuple[str, dict]]] = {}
+        for i, entry in enumerate(require_list(stored, 'prompts', self.prompt_file)):
+            name = f'{self.prompt_file}: prompt {i}'
+            require_keys(entry, ('image_id', 'file_name', *ROW_KEYS), name)
+            check_int(entry['ann_id'], f'{name} "ann_id"')  # a '3' would match no segment
+            per_image.setdefault(entry['image_id'], []).append((name, entry))
         matched = 0
         for info in data_list:
             entries = per_image.get(info['img_id'], [])
             segments = {s['id']: s for s in info['segments_info']}
             rows = []
-            for e in entries:
+            for name, e in entries:
                 if osp.basename(info['img_path']) != e['file_name']:
                     raise ValueError(f"{self.prompt_file}: image id {e['image_id']} is "
                                      f"{e['file_name']!r} there but {info['img_path']!r} in "
                                      f'{self.ann_file}: the files come from different jsons')
                 seg = segments.get(e['ann_id'])
                 if seg is not None:  # segments mmdet dropped (empty boxes) have no target
-                    rows.append(_row(e, seg['category'], seg['is_thing']))
+                    rows.append(_row(e, seg['category'], seg['is_thing'], name))
             info['stored_prompts'] = rows
             matched += bool(rows)
         if not matched:
@@ -117,8 +136,14 @@ class YouTubeVISClipFileDataset(YouTubeVIS2019Dataset):
                     raise ValueError(f'{self.clip_file}: frame {t} of video {clip["video_name"]!r} is '
                                      f'{file_name!r}, which {self.ann_file} does not have there')
                 frame = dict(video['images'][t])
-                frame['stored_prompts'] = [_row(r, cat2label[r['category_id']], True)
-                                           for r in clip['prompts'].get(pos, [])]
+                where = f'{self.clip_file}: clip of video {clip["video_name"]!r} key frame {pos}'
+                rows = clip['prompts'].get(pos, [])
+                unknown = [r.get('category_id') for r in rows if r.get('category_id') not in cat2label]
+                if unknown:
+                    raise ValueError(f'{where}: category ids {unknown} are not categories of '
+                                     f'metainfo["classes"]')
+                frame['stored_prompts'] = [_row(r, cat2label[r['category_id']], True, where)
+                                           for r in rows]
                 frames.append(frame)
             clips.append(dict(video_id=video['video_id'], video_name=video['video_name'],
                               images=frames))

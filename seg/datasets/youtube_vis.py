@@ -3,8 +3,8 @@ import os.path as osp
 from typing import List, Optional, Sequence
 
 import pycocotools.mask as mask_utils
-from mmengine.fileio import load
 
+from seg.datasets.annotation_checks import check_files_exist, load_ytvis_json
 from seg.datasets.base_video_dataset import BaseVideoSegDataset
 from seg.registry import DATASETS
 
@@ -40,18 +40,16 @@ class YouTubeVIS2019Dataset(BaseVideoSegDataset):
     from the json's ``bboxes`` or, where missing, the mask), which the YouTube-VIS metric reads.
 
     A json without ``annotations`` (the released valid/test sets) is accepted in ``test_mode``.
+    The json is checked when the dataset is built (``annotation_checks.load_ytvis_json``: strict
+    JSON, required keys, ids that resolve, RLE sizes equal to the video size, finite boxes), and
+    so is the existence of every frame it names.
     """
 
     METAINFO = dict(classes=YTVIS_2019_CLASSES)
 
     def load_data_list(self) -> List[dict]:
         source = self.ann_file
-        if not osp.isfile(source):
-            raise FileNotFoundError(f'YouTube-VIS annotation file not found: {source}')
-        raw = load(source)
-        for key in ('videos', 'categories'):
-            if key not in raw:
-                raise ValueError(f'{source}: missing the "{key}" list of the YouTube-VIS format')
+        raw = load_ytvis_json(source)
         anns = raw.get('annotations')
         if not self.test_mode and not anns:
             raise ValueError(f'{source}: the annotation list is empty (or missing); a training '
@@ -83,9 +81,6 @@ class YouTubeVIS2019Dataset(BaseVideoSegDataset):
                                   f'{len(segs)} segmentations for {len(files)} frames')
                     bad = True
                     break
-                if ann['category_id'] not in cat2label:
-                    raise ValueError(f"{source}: annotation {ann['id']} has category id "
-                                     f"{ann['category_id']} missing from categories")
                 boxes = ann.get('bboxes') or [None] * len(segs)
                 for frame, rle, box in zip(frames, segs, boxes):
                     if rle:
@@ -93,6 +88,12 @@ class YouTubeVIS2019Dataset(BaseVideoSegDataset):
                             instance_id=ann['id'], bbox_label=cat2label[ann['category_id']],
                             ignore_flag=int(bool(ann.get('iscrowd', 0))), mask=rle,
                             bbox=_xyxy(box, rle, video['height'], video['width'])))
+            if not bad:
+                try:
+                    check_files_exist((f['img_path'] for f in frames), f'{source} video {name!r}')
+                except FileNotFoundError as e:
+                    self.bad_data(str(e), FileNotFoundError)
+                    bad = True
             if not bad:
                 videos.append(dict(video_id=video['id'], video_name=name, images=frames))
         return self.check_videos(videos, source)

@@ -26,7 +26,7 @@ Graphs (``H, W``: the export size of the padded, normalised input; ``h, w = H/4,
   - video_prompt (objects prompted on a frame): ``image_embed``, the decoder's point / box inputs,
     ``mask_prompt [N, H, W]`` (0..1 at the padded input size, e.g. a VOS first-frame mask),
     ``mask_valid [N]`` -> ``mask_logits [N, h, w]``, ``memory_masks [N, h, w]`` (what the
-    memory stores: the mask prompt as logits where one was given, else ``mask_logits``),
+    memory stores: the mask prompt as logits where it was given alone, else ``mask_logits``),
     ``class_embeds [N, D]`` (L2-normalised, the memory embedding), ``queries [N, C]`` (the prompt
     query the object keeps), ``iou_scores [N]``.
   - video_step (tracked objects on a later frame): ``image_embed``, ``queries [K, C]``,
@@ -34,6 +34,13 @@ Graphs (``H, W``: the export size of the padded, normalised input; ``h, w = H/4,
     (steps since the entry), ``prev_mask_logits [K, h, w]`` (each object's newest remembered
     mask) -> ``mask_logits [K, h, w]``, ``class_embeds [K, D]``, ``mask_scores [K]`` (the
     memory's key-frame score, ``mask_confidence``), ``iou_scores [K]``.
+
+  - with the head's ``mask_warp`` (``LocalMaskWarp``: a tracked object's previous mask is moved
+    by local correspondence of the previous frame's and this frame's keys), both graphs also
+    take the preprocessed frame ``image [1, 3, H, W]`` (the encoder's input; the keys include
+    its colour patches) and output this frame's ``warp_keys [Dk, h, w]``; video_step takes the
+    previous step's as ``prev_warp_keys [Dk, h, w]`` and warps ``prev_mask_logits`` with them
+    before decoding, as ``StreamingTracker.step`` does.
 
   ``N``, ``P``, ``K`` and ``M`` are dynamic. Objects never interact, so a frame with tracked and
   newly prompted objects runs both graphs and gives what one PyTorch step gives.
@@ -84,8 +91,13 @@ VIDEO_STEP_DYNAMIC_AXES = {'queries': {0: 'num_objects'},
                            'memory_ages': {0: 'num_objects', 1: 'num_entries'},
                            'prev_mask_logits': {0: 'num_objects'},
                            **{k: {0: 'num_objects'} for k in VIDEO_STEP_OUTPUTS}}
+# extra inputs / outputs of the video graphs of a model whose head has a mask_warp
+WARP_PROMPT_INPUTS, WARP_STEP_INPUTS, WARP_OUTPUTS = ['image'], ['image', 'prev_warp_keys'], \
+    ['warp_keys']
 # the host loop's settings, written beside the video graphs
 VIDEO_CONFIG = 'video.json'
+# the logit clamp of a warped mask probability (``StreamingTracker.step``'s)
+WARP_LOGIT_EPS = 1e-4
 
 
 class ImageEncoderONNX(nn.Module):
@@ -130,7 +142,8 @@ class PromptDecoderONNX(nn.Module):
 class VideoPromptONNX(nn.Module):
     """Objects prompted on a video frame, as ``StreamingTracker.step`` decodes them: plain prompt
     tensors (see the module docstring) -> ``(mask_logits, memory_masks, class_embeds, queries,
-    iou_scores)``, at the TaskRouter's ``'vos'`` depth.
+    iou_scores)``, at the TaskRouter's ``'vos'`` depth. With the head's ``mask_warp`` it also
+    takes the preprocessed frame ``image`` and returns the frame's ``warp_keys`` last.
 
     Args:
         model: a RapSAM with a streaming memory and an IoU head, class embeddings ready.
@@ -144,7 +157,8 @@ class VideoPromptONNX(nn.Module):
 
     def forward(self, image_embed: torch.Tensor, point_coords: torch.Tensor,
                 point_labels: torch.Tensor, boxes: torch.Tensor, box_valid: torch.Tensor,
-                mask_prompt: torch.Tensor, mask_valid: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+                mask_prompt: torch.Tensor, mask_valid: torch.Tensor,
+                image: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, ...]:
         feat = image_embed[:, :, None]
         masks = mask_prompt * mask_valid[:, None, None].to(mask_prompt.dtype)
         prompts = _prompt_rows(self.input_hw, point_coords, point_labels, boxes, box_valid, masks)
@@ -155,11 +169,16 @@ class VideoPromptONNX(nn.Module):
                             self.model.mask_refiner,
                             dense_prompts=DensePrompts.from_tokens(tokens)).final
         logits = final.prm_mask[:, 0]
-        # the tracker remembers a given mask prompt itself, the prediction otherwise
-        memory_masks = torch.where(tokens.mask_valid[:, None, None],
-                                   tokens.mask_logits.to(logits.dtype), logits)
-        return (logits, memory_masks, F.normalize(final.prm_cls_embed, dim=-1), queries[0],
-                final.prm_iou)
+        # as StreamingTracker.step: a mask prompt given alone (a reference mask) is remembered
+        # as given; with clicks or a box it is the mask they correct: the prediction is
+        given = tokens.mask_valid & ~tokens.point_valid.any(1) & ~tokens.box_valid
+        memory_masks = torch.where(given[:, None, None], tokens.mask_logits.to(logits.dtype),
+                                   logits)
+        outputs = (logits, memory_masks, F.normalize(final.prm_cls_embed, dim=-1), queries[0],
+                   final.prm_iou)
+        if head.mask_warp is None:
+            return outputs
+        return outputs + (_warp_keys(head, image_embed, image), )
 
 
 class VideoStepONNX(nn.Module):
@@ -169,7 +188,9 @@ class VideoStepONNX(nn.Module):
 
     ``(image_embed, queries, memory_embeds, memory_valid, memory_ages, prev_mask_logits)`` ->
     ``(mask_logits, class_embeds, mask_scores, iou_scores)``; every object needs at least one
-    valid memory entry (its prompted frame is never evicted)."""
+    valid memory entry (its prompted frame is never evicted). With the head's ``mask_warp`` also
+    ``image`` and ``prev_warp_keys`` in (the previous mask is warped onto this frame first) and
+    this frame's ``warp_keys`` out, last."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -178,18 +199,46 @@ class VideoStepONNX(nn.Module):
 
     def forward(self, image_embed: torch.Tensor, queries: torch.Tensor,
                 memory_embeds: torch.Tensor, memory_valid: torch.Tensor,
-                memory_ages: torch.Tensor, prev_mask_logits: torch.Tensor
-                ) -> Tuple[torch.Tensor, ...]:
+                memory_ages: torch.Tensor, prev_mask_logits: torch.Tensor,
+                image: Optional[torch.Tensor] = None,
+                prev_warp_keys: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, ...]:
         head = self.model.panoptic_head
         feat = image_embed[:, :, None]
         query = head.read_memory(queries, memory_embeds, memory_valid, memory_ages)
-        valid = torch.ones_like(prev_mask_logits[None, :, 0, 0], dtype=torch.bool)
-        final = head.decode(feat, None, (query[None], prev_mask_logits[None, :, None], valid),
+        masks, keys = prev_mask_logits, None
+        if head.mask_warp is not None:
+            keys = _warp_keys(head, image_embed, image)
+            # as StreamingTracker.step: the previous masks moved onto this frame
+            masks = torch.logit(head.mask_warp(prev_warp_keys, keys, masks.sigmoid()),
+                                eps=WARP_LOGIT_EPS)
+        valid = torch.ones_like(masks[None, :, 0, 0], dtype=torch.bool)
+        final = head.decode(feat, None, (query[None], masks[None, :, None], valid),
                             self.num_stages, self.model.mask_refiner,
-                            dense_prompts=DensePrompts.from_masks(prev_mask_logits)).final
+                            dense_prompts=DensePrompts.from_masks(masks)).final
         logits = final.prm_mask[:, 0]
-        return (logits, F.normalize(final.prm_cls_embed, dim=-1), mask_confidence(logits),
-                final.prm_iou)
+        outputs = (logits, F.normalize(final.prm_cls_embed, dim=-1), mask_confidence(logits),
+                   final.prm_iou)
+        return outputs if keys is None else outputs + (keys, )
+
+
+def _warp_keys(head: nn.Module, image_embed: torch.Tensor,
+               image: Optional[torch.Tensor]) -> torch.Tensor:
+    """The frame's ``LocalMaskWarp`` keys ``[Dk, h, w]`` (``StreamingTracker.step``'s)."""
+    if image is None:
+        raise ValueError("video export: the head's mask_warp needs the frame's image input")
+    return head.mask_warp.keys(image_embed, image)[0]
+
+
+def video_graph_io(model: nn.Module) -> Dict[str, Tuple[List[str], List[str]]]:
+    """Input and output names of the video graphs of ``model``: ``{'video_prompt': (inputs,
+    outputs), 'video_step': (inputs, outputs)}``, with the warp's extras where the head has a
+    ``mask_warp``."""
+    if getattr(model.panoptic_head, 'mask_warp', None) is None:
+        return dict(video_prompt=(VIDEO_PROMPT_INPUTS, VIDEO_PROMPT_OUTPUTS),
+                    video_step=(VIDEO_STEP_INPUTS, VIDEO_STEP_OUTPUTS))
+    return dict(video_prompt=(VIDEO_PROMPT_INPUTS + WARP_PROMPT_INPUTS,
+                              VIDEO_PROMPT_OUTPUTS + WARP_OUTPUTS),
+                video_step=(VIDEO_STEP_INPUTS + WARP_STEP_INPUTS, VIDEO_STEP_OUTPUTS + WARP_OUTPUTS))
 
 
 def vos_num_stages(model: nn.Module) -> int:
@@ -202,10 +251,6 @@ def vos_num_stages(model: nn.Module) -> int:
     if getattr(model.panoptic_head, 'iou_head', None) is None:
         raise ValueError('video export: the model has no panoptic_head.iou_head, so there are no '
                          'IoU scores to export')
-    if getattr(model.panoptic_head, 'mask_warp', None) is not None:
-        # the warp needs the previous frame's keys: one more state tensor the graphs don't carry
-        raise ValueError("video export: the head's mask_warp (LocalMaskWarp) is not exported yet; "
-                         'export a config without it (panoptic_head.mask_warp=None)')
     if model.task_router is None:
         return model.panoptic_head.num_stages
     decision = model.task_router.route('vos', ('mask', ), 2)
@@ -334,6 +379,23 @@ def example_video_step_inputs(model: nn.Module, embed: torch.Tensor, num_objects
     return queries, memory, valid, ages, prev
 
 
+def example_warp_inputs(model: nn.Module, graph: str, embed: torch.Tensor, image: torch.Tensor,
+                        shift: int = 1) -> Tuple[torch.Tensor, ...]:
+    """The warp's extra inputs of ``graph`` (``'video_prompt'``: ``(image, )``; ``'video_step'``:
+    ``(image, prev_warp_keys)``; none without a ``mask_warp``) for the frame ``image [1, 3, H, W]``
+    with embedding ``embed``: the previous keys are those of the frame and its embedding rolled
+    ``shift`` mask cells left (the objects moved right), so the warp has motion to follow."""
+    warp = getattr(model.panoptic_head, 'mask_warp', None)
+    if warp is None:
+        return ()
+    if graph == 'video_prompt':
+        return (image, )
+    cell = image.shape[-1] // embed.shape[-1]
+    with torch.no_grad():
+        prev_keys = warp.keys(embed.roll(-shift, -1), image.roll(-shift * cell, -1))[0]
+    return image, prev_keys
+
+
 def export_encoder(model: nn.Module, path: str, image_hw: Tuple[int, int],
                    opset: int = MIN_OPSET) -> ImageEncoderONNX:
     """Export the image encoder at the padded input size ``image_hw``; returns the wrapper."""
@@ -362,14 +424,16 @@ def export_video_prompt(model: nn.Module, path: str, image_hw: Tuple[int, int],
                         opset: int = MIN_OPSET) -> VideoPromptONNX:
     """Export the prompted-frame graph of the video tracker (dynamic objects / points)."""
     wrapper = VideoPromptONNX(model, image_hw).eval()
+    image = torch.randn(1, 3, *image_hw)
     with torch.no_grad():
-        embed = ImageEncoderONNX(model)(torch.randn(1, 3, *image_hw))
+        embed = ImageEncoderONNX(model)(image)
     # every prompt kind present, as for the decoder
-    args = (embed, ) + example_video_prompt_inputs(embed, image_hw, 2, 3)
+    args = ((embed, ) + example_video_prompt_inputs(embed, image_hw, 2, 3)
+            + example_warp_inputs(model, 'video_prompt', embed, image))
     args[4][:] = True
     args[6][:] = True
-    _export(wrapper, args, path, VIDEO_PROMPT_INPUTS, VIDEO_PROMPT_OUTPUTS,
-            VIDEO_PROMPT_DYNAMIC_AXES, opset)
+    _export(wrapper, args, path, *video_graph_io(model)['video_prompt'], VIDEO_PROMPT_DYNAMIC_AXES,
+            opset)
     return wrapper
 
 
@@ -377,10 +441,12 @@ def export_video_step(model: nn.Module, path: str, image_hw: Tuple[int, int],
                       opset: int = MIN_OPSET) -> VideoStepONNX:
     """Export the tracked-frame graph of the video tracker (dynamic objects / memory entries)."""
     wrapper = VideoStepONNX(model).eval()
+    image = torch.randn(1, 3, *image_hw)
     with torch.no_grad():
-        embed = ImageEncoderONNX(model)(torch.randn(1, 3, *image_hw))
-    args = (embed, ) + example_video_step_inputs(model, embed, 2, 3)
-    _export(wrapper, args, path, VIDEO_STEP_INPUTS, VIDEO_STEP_OUTPUTS, VIDEO_STEP_DYNAMIC_AXES,
+        embed = ImageEncoderONNX(model)(image)
+    args = ((embed, ) + example_video_step_inputs(model, embed, 2, 3)
+            + example_warp_inputs(model, 'video_step', embed, image))
+    _export(wrapper, args, path, *video_graph_io(model)['video_step'], VIDEO_STEP_DYNAMIC_AXES,
             opset)
     return wrapper
 
@@ -443,16 +509,19 @@ def check_parity(model: nn.Module, out_dir: str, image_hw: Tuple[int, int],
             result[f'decoder_N{n}_P{p}'] = max_abs_diff(decoder, osp.join(out_dir, 'decoder.onnx'),
                                                         inputs, DECODER_INPUTS)
     if 'video' in parts:
+        io = video_graph_io(model)
         prompt = VideoPromptONNX(model, image_hw).eval()
         for k, (n, p) in enumerate(cases):
-            inputs = (embed, ) + example_video_prompt_inputs(embed, image_hw, n, p, seed + k + 1)
+            inputs = ((embed, ) + example_video_prompt_inputs(embed, image_hw, n, p, seed + k + 1)
+                      + example_warp_inputs(model, 'video_prompt', embed, image))
             result[f'video_prompt_N{n}_P{p}'] = max_abs_diff(
-                prompt, osp.join(out_dir, 'video_prompt.onnx'), inputs, VIDEO_PROMPT_INPUTS)
+                prompt, osp.join(out_dir, 'video_prompt.onnx'), inputs, io['video_prompt'][0])
         step = VideoStepONNX(model).eval()
         for k, (n, m) in enumerate(video_cases):
-            inputs = (embed, ) + example_video_step_inputs(model, embed, n, m, seed + k + 1)
+            inputs = ((embed, ) + example_video_step_inputs(model, embed, n, m, seed + k + 1)
+                      + example_warp_inputs(model, 'video_step', embed, image))
             result[f'video_step_K{n}_M{m}'] = max_abs_diff(
-                step, osp.join(out_dir, 'video_step.onnx'), inputs, VIDEO_STEP_INPUTS)
+                step, osp.join(out_dir, 'video_step.onnx'), inputs, io['video_step'][0])
     return result
 
 

@@ -16,6 +16,10 @@ Per frame (``ONNXVideoTracker.step``), exactly as ``StreamingTracker.step``:
 3. objects prompted on this frame (new or re-prompted) -> ``video_prompt.onnx``; each keeps its
    new prompt query and its memory gets the prompted frame (``StreamingMemory.add_object``).
 
+Graphs of a model with a ``mask_warp`` also take the preprocessed frame, and video_step the
+previous step's warp keys; the loop keeps the keys the last step's graphs returned (the
+tracker's ``warp_keys``).
+
 Objects never interact in the model, so running the two graphs separately on a frame that has
 both kinds gives what one PyTorch step gives. ``check_video_parity`` compares the loop with
 ``RapSAM.track_step`` frame by frame.
@@ -36,7 +40,7 @@ from seg.models.detectors.streaming_tracker import StreamingTracker
 from seg.models.utils import StreamingMemory
 from seg.structures import build_prompts
 
-from .onnx_export import VIDEO_CONFIG
+from .onnx_export import VIDEO_CONFIG, WARP_STEP_INPUTS
 
 GRAPHS = ('encoder', 'video_prompt', 'video_step')
 
@@ -138,7 +142,15 @@ class ONNXVideoTracker:
         self.memory_settings = dict(config['memory'])
         self.sessions = {g: ort.InferenceSession(osp.join(onnx_dir, f'{g}.onnx'),
                                                  providers=list(providers)) for g in GRAPHS}
-        self.mask_hw = tuple(self.sessions['video_step'].get_inputs()[-1].shape[1:])  # (h, w)
+        step_inputs = {i.name: i for i in self.sessions['video_step'].get_inputs()}
+        self.mask_hw = tuple(step_inputs['prev_mask_logits'].shape[1:])  # (h, w)
+        # graphs of a head with a mask_warp carry the previous frame's keys
+        self.mask_warp = set(WARP_STEP_INPUTS) <= set(step_inputs)
+        prompt_has_image = any(i.name == 'image' for i in self.sessions['video_prompt'].get_inputs())
+        if prompt_has_image != self.mask_warp:
+            raise ValueError(f'ONNXVideoTracker: {onnx_dir}/video_prompt.onnx and video_step.onnx '
+                             'come from different models (one has the mask_warp inputs, the '
+                             'other not); export them together')
         self.reset()
 
     def reset(self) -> None:
@@ -192,9 +204,13 @@ class ONNXVideoTracker:
             return [], np.zeros((0, *self.mask_hw), np.float32), np.zeros(0, np.float32)
         embed = self.encode(image)
         logits, ious = [], []
+        warp_feed = dict(image=image.astype(np.float32)) if self.mask_warp else {}
+        keys = None
         if tracked:
             feed = self._memory_inputs(tracked, frame_id)
-            masks, embeds, scores, iou = self.sessions['video_step'].run(
+            if self.mask_warp:  # a tracked object implies an earlier step, which left its keys
+                feed.update(warp_feed, prev_warp_keys=state.warp_keys.numpy())
+            masks, embeds, scores, iou, *keys = self.sessions['video_step'].run(
                 None, dict(image_embed=embed, **feed))
             state.memory.update(frame_id, {i: torch.from_numpy(embeds[r]) for r, i in enumerate(tracked)},
                                 {i: torch.from_numpy(masks[r]) for r, i in enumerate(tracked)},
@@ -202,8 +218,8 @@ class ONNXVideoTracker:
             logits.append(masks)
             ious.append(iou)
         if prompt_ids:
-            masks, memory_masks, embeds, queries, iou = self.sessions['video_prompt'].run(
-                None, dict(image_embed=embed, **prompts.feed()))
+            masks, memory_masks, embeds, queries, iou, *keys = self.sessions['video_prompt'].run(
+                None, dict(image_embed=embed, **prompts.feed(), **warp_feed))
             for j, obj_id in enumerate(prompt_ids):
                 state.queries[obj_id] = torch.from_numpy(queries[j])
                 state.memory.add_object(obj_id, frame_id, torch.from_numpy(embeds[j]),
@@ -211,6 +227,8 @@ class ONNXVideoTracker:
             logits.append(masks)
             ious.append(iou)
         state.last_frame = frame_id
+        # both graphs give the same keys of this frame
+        state.warp_keys = torch.from_numpy(keys[0]) if keys else None
         return tracked + prompt_ids, np.concatenate(logits), np.concatenate(ious)
 
     def _memory_inputs(self, obj_ids: List[Hashable], frame_id: int) -> Dict[str, np.ndarray]:
@@ -286,16 +304,19 @@ def _synthetic_video(num_frames: int, frame_hw: Tuple[int, int], seed: int) -> L
 def _parity_prompts(input_hw: Tuple[int, int], frame_hw: Tuple[int, int]
                     ) -> Dict[int, Tuple[List[int], dict]]:
     """Per frame, object ids and prompts (pixels of the padded input): frame 0 object 1 by a
-    mask and object 2 by clicks + a box; frame 2 adds object 3 by a click (tracked and prompted
-    objects on one frame); frame 3 re-prompts object 1 by clicks."""
+    mask and object 2 by clicks + a box; frame 2 adds object 3 by a click correcting a mask
+    (tracked and prompted objects on one frame; the memory keeps the decoded mask, not the given
+    one, and frame 3 tracks from it); frame 3 re-prompts object 1 by clicks."""
     h, w = frame_hw
     mask = torch.zeros(1, *input_hw)
     mask[0, h // 4:h // 4 + h // 3, w // 4:w // 4 + w // 3] = 1.0
+    corrected = torch.zeros(1, *input_hw)
+    corrected[0, h // 2:, :w // 2] = 1.0
     return {
         0: ([1, 2], dict(points=[[[0, 0]], [[w * 0.7, h * 0.2], [w * 0.1, h * 0.9]]],
                          point_labels=[[-1], [1, 0]], bboxes=[[0, 0, 0, 0], [w * 0.5, 0, w, h * 0.5]],
                          box_valid=[False, True], masks=torch.cat([mask, torch.zeros_like(mask)]))),
-        2: ([3], dict(points=[[[w * 0.2, h * 0.8]]], point_labels=[[1]])),
+        2: ([3], dict(points=[[[w * 0.2, h * 0.8]]], point_labels=[[1]], masks=corrected)),
         3: ([1], dict(points=[[[w * 0.45, h * 0.45], [w * 0.9, h * 0.9]]], point_labels=[[1, 0]])),
     }
 

@@ -27,6 +27,7 @@ from PIL import Image
 
 from seg.utils.atomic_io import atomic_save_png
 from seg.utils.masks import read_davis_png
+from seg.utils.validation import check_dir
 
 VOID_ID = 255
 BOUND_TH = 0.008
@@ -204,8 +205,12 @@ def evaluate_davis(davis_root: PathLike,
     (:data:`GLOBAL_KEYS`, fractions), ``per_object`` (``'<seq>_<id>'`` -> J-Mean / F-Mean) and
     ``seconds_per_sequence``.
     """
+    check_dir(davis_root, 'DAVIS root')
+    check_dir(results_dir, 'results folder')
     ann_root = Path(davis_root) / 'Annotations' / resolution
     seqs = list(sequences) if sequences is not None else read_imageset(davis_root, year, subset)
+    if not seqs or len(set(seqs)) != len(seqs):
+        raise ValueError(f'sequences must be distinct names, at least one, got {seqs}')
     missing = [s for s in seqs if not (ann_root / s).is_dir()]
     if missing:
         raise FileNotFoundError(f'no GT annotation folder under {ann_root} for {missing}')

@@ -16,7 +16,6 @@ independent implementation of the same protocol:
 ``OFFSET`` pairs a GT id and a prediction id into one integer so one ``np.unique`` gives every
 intersection; ids are 24-bit so ``256³`` keeps the pairs distinct.
 """
-import json
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +27,14 @@ from PIL import Image
 
 from seg.utils.atomic_io import atomic_save_png
 from seg.utils.masks import PANOPTIC_ID_LIMIT, id2rgb, rgb2id
+from seg.utils.validation import (
+    check_dir,
+    check_int,
+    load_json_file,
+    read_image_file,
+    require_keys,
+    require_list,
+)
 
 VOID = 0
 OFFSET = PANOPTIC_ID_LIMIT
@@ -36,14 +43,13 @@ Categories = Mapping[int, Mapping]  # category id -> {'id', 'name', 'isthing', .
 
 
 def read_panoptic_png(path: PathLike) -> np.ndarray:
-    """Read a COCO panoptic RGB PNG as [H, W] int64 segment ids."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'panoptic PNG not found: {path}')
-    with Image.open(path) as im:
-        if im.mode != 'RGB':
-            raise ValueError(f'{path}: COCO panoptic PNGs are RGB, got mode {im.mode}')
-        return rgb2id(np.array(im))
+    """Read a COCO panoptic RGB PNG as [H, W] int64 segment ids (a missing, corrupt or truncated
+    file, or one that is not 3-channel, is an error naming it)."""
+    rgb = read_image_file(path, 'panoptic PNG', max_pixels=None, mode=None)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f'{path}: COCO panoptic PNGs are RGB [H, W, 3] (id = R + 256 G + 256^2 B), '
+                         f'got an array of shape {rgb.shape}')
+    return rgb2id(rgb)
 
 
 def write_panoptic_png(ids: np.ndarray, path: PathLike) -> None:
@@ -64,10 +70,20 @@ def _index_segments(segments: Iterable[Mapping], keys: Tuple[str, ...], what: st
                     image_id) -> Dict[int, Mapping]:
     out = {}
     for seg in segments:
+        if not isinstance(seg, Mapping):
+            raise ValueError(f'image {image_id}: {what} segment {seg!r:.100} is not a JSON object')
         missing = [k for k in keys if k not in seg]
         if missing:
             raise KeyError(f'image {image_id}: {what} segment {dict(seg)} lacks {missing}')
-        seg_id = int(seg['id'])
+        seg_id = check_int(seg['id'], f'image {image_id}: {what} segment "id"', 0,
+                           PANOPTIC_ID_LIMIT - 1)
+        if 'iscrowd' in keys and seg['iscrowd'] not in (0, 1):
+            raise ValueError(f'image {image_id}: {what} segment {seg_id} has "iscrowd" '
+                             f'{seg["iscrowd"]!r}, expected 0 or 1')
+        if 'area' in keys and (isinstance(seg['area'], bool)
+                               or not isinstance(seg['area'], (int, float)) or seg['area'] < 0):
+            raise ValueError(f'image {image_id}: {what} segment {seg_id} has "area" '
+                             f'{seg["area"]!r}, expected a number >= 0')
         if seg_id == VOID or seg_id in out:
             raise ValueError(f'image {image_id}: {what} segment id {seg_id} is '
                              f'{"VOID (0)" if seg_id == VOID else "listed twice"}')
@@ -225,10 +241,9 @@ class PQStat:
 
 def load_categories(path: PathLike) -> Dict[int, dict]:
     """Categories from a json holding a list of categories or a dict with a ``categories`` key."""
-    path = Path(path)
-    data = json.loads(path.read_text())
+    data = load_json_file(path, 'categories json')
     cats = data.get('categories') if isinstance(data, dict) else data
-    if not cats:
+    if not cats or not isinstance(cats, list):
         raise KeyError(f'{path}: no categories (expected a list or a "categories" key)')
     return _categories_by_id(cats, str(path))
 
@@ -236,9 +251,31 @@ def load_categories(path: PathLike) -> Dict[int, dict]:
 def _categories_by_id(cats: Iterable[Mapping], source: str) -> Dict[int, dict]:
     out = {}
     for cat in cats:
+        if not isinstance(cat, Mapping):
+            raise ValueError(f'{source}: category {cat!r:.100} is not a JSON object')
         if 'id' not in cat or 'isthing' not in cat:
             raise KeyError(f'{source}: category {dict(cat)} lacks "id" or "isthing"')
-        out[int(cat['id'])] = dict(cat)
+        cat_id = check_int(cat['id'], f'{source}: category "id"')
+        if cat_id in out:
+            raise ValueError(f'{source}: category id {cat_id} is listed twice')
+        out[cat_id] = dict(cat)
+    return out
+
+
+def _annotations(data: dict, path: PathLike) -> Dict[object, dict]:
+    """A panoptic json's annotations keyed by image id, each with its required keys."""
+    require_keys(data, ('annotations', ), str(path))
+    out = {}
+    for i, ann in enumerate(require_list(data, 'annotations', str(path))):
+        name = f'{path}: annotation {i}'
+        require_keys(ann, ('image_id', 'file_name', 'segments_info'), name)
+        require_list(ann, 'segments_info', name)
+        if not isinstance(ann['image_id'], (int, str)) or isinstance(ann['image_id'], bool):
+            raise ValueError(f'{name}: "image_id" must be an int or a string, got '
+                             f'{ann["image_id"]!r}')
+        if ann['image_id'] in out:
+            raise ValueError(f'{path}: two annotations for image {ann["image_id"]}')
+        out[ann['image_id']] = ann
     return out
 
 
@@ -249,25 +286,23 @@ def pq_compute(gt_json: PathLike, gt_folder: PathLike, pred_json: PathLike, pred
     ``categories`` (a categories json) overrides the GT json's ``categories``. Every GT image
     needs a prediction. Returns :meth:`PQStat.summary`.
     """
-    gt = json.loads(Path(gt_json).read_text())
-    pred = json.loads(Path(pred_json).read_text())
+    gt = load_json_file(gt_json, 'GT json', expect=dict)
+    pred = load_json_file(pred_json, 'prediction json', expect=dict)
+    check_dir(gt_folder, 'GT PNG folder')
+    check_dir(pred_folder, 'prediction PNG folder')
     if categories is not None:
         cats = load_categories(categories)
     elif gt.get('categories'):
-        cats = _categories_by_id(gt['categories'], str(gt_json))
+        cats = _categories_by_id(require_list(gt, 'categories', str(gt_json)), str(gt_json))
     else:
         raise KeyError(f'{gt_json} has no "categories"; pass a categories json')
-    for name, data in (('GT', gt), ('prediction', pred)):
-        if 'annotations' not in data:
-            raise KeyError(f'{gt_json if name == "GT" else pred_json}: no "annotations" key')
-    pred_by_image = {}
-    for ann in pred['annotations']:
-        if ann['image_id'] in pred_by_image:
-            raise ValueError(f'{pred_json}: two annotations for image {ann["image_id"]}')
-        pred_by_image[ann['image_id']] = ann
+    gt_by_image = _annotations(gt, gt_json)
+    if not gt_by_image:
+        raise ValueError(f'{gt_json}: the annotation list is empty, nothing to evaluate')
+    pred_by_image = _annotations(pred, pred_json)
     stat = PQStat()
-    bar = ProgressBar(len(gt['annotations'])) if progress else None
-    for gt_ann in gt['annotations']:
+    bar = ProgressBar(len(gt_by_image)) if progress else None
+    for gt_ann in gt_by_image.values():
         image_id = gt_ann['image_id']
         if image_id not in pred_by_image:
             raise KeyError(f'{pred_json}: no prediction for image {image_id}')

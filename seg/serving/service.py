@@ -266,7 +266,8 @@ class SegmentationService:
 
     def _feed(self, state, frame: int, obj_id: int, prompt: ImagePrompt):
         """Worker thread: give the video predictor an object's prompt on a frame (mask first,
-        then clicks / box added to it, then text) -> ``(obj_ids, mask_logits)`` of the frame."""
+        then clicks / box added to it, then text) -> ``(obj_ids, masks)``: every object's
+        mask on the frame."""
         video = self.engine.video
         out = None
         if prompt.mask is not None:
@@ -299,8 +300,8 @@ class SegmentationService:
         video = self.engine.video
 
         def step() -> Tuple[int, Dict[int, Dict[str, Any]]]:
-            obj_ids, logits = video.track(session.state, rgb)
-            return session.state.frame_idx, _records(obj_ids, logits)
+            obj_ids, masks = video.track(session.state, rgb)
+            return session.state.frame_idx, _records(obj_ids, masks)
 
         async with session.lock:
             with bad_input_is_422('stream frame'):
@@ -458,10 +459,10 @@ class SegmentationService:
         return mask
 
 
-def _records(obj_ids: Sequence[int], logits) -> Dict[int, Dict[str, Any]]:
-    """Mask records (COCO RLE, area, bbox) per object from ``[K, 1, H, W]`` logits."""
-    masks = (logits[:, 0] > 0).cpu().numpy()
-    return {int(o): mask_record(m) for o, m in zip(obj_ids, masks)}
+def _records(obj_ids: Sequence[int], masks) -> Dict[int, Dict[str, Any]]:
+    """Mask records (COCO RLE, area, bbox) per object from the video predictor's ``[K, 1, H,
+    W]`` masks (bool, or logits)."""
+    return {int(o): mask_record(m) for o, m in zip(obj_ids, (masks[:, 0] > 0).cpu().numpy())}
 
 
 def _next_records(frames) -> Optional[Tuple[int, Dict[int, Dict[str, Any]]]]:
@@ -469,8 +470,8 @@ def _next_records(frames) -> Optional[Tuple[int, Dict[int, Dict[str, Any]]]]:
     item = next(frames, None)
     if item is None:
         return None
-    frame, obj_ids, logits = item
-    return frame, _records(obj_ids, logits)
+    frame, obj_ids, masks = item
+    return frame, _records(obj_ids, masks)
 
 
 def _objects(records: Dict[int, Dict[str, Any]]) -> List[Dict[str, Any]]:

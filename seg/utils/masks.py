@@ -6,7 +6,7 @@ from typing import Optional, Union
 
 import numpy as np
 from mmengine.fileio import get
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 PANOPTIC_ID_LIMIT = 256 ** 3  # ids are 24-bit: R + 256 G + 256² B
 
@@ -48,8 +48,11 @@ def read_davis_png(path: Union[str, Path], backend_args: Optional[dict] = None) 
         data = get(str(path), backend_args=backend_args)
     except FileNotFoundError as e:
         raise FileNotFoundError(f'DAVIS mask not found: {path}') from e
-    with Image.open(io.BytesIO(data)) as im:
-        arr = np.array(im)
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            arr = np.array(im)
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:  # PIL: not an image / truncated
+        raise ValueError(f'{path}: DAVIS mask cannot be decoded as a PNG ({e})') from None
     if arr.ndim != 2:
         raise ValueError(f'{path}: DAVIS masks are single-channel (palette or L) PNGs of object '
                          f'ids, got an array of shape {arr.shape}')

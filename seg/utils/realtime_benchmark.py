@@ -27,7 +27,6 @@ Peak memory: on CUDA, ``max_memory_allocated`` above what was allocated when the
 high-water mark: 0 once an earlier, bigger call set it). GPU utilisation: NVML samples over the
 whole interleaved block (both sides together), omitted without ``pynvml`` or a GPU.
 """
-import contextlib
 import importlib.metadata
 import platform
 import resource
@@ -45,11 +44,11 @@ import numpy as np
 import torch
 
 from seg.utils.atomic_io import atomic_open, atomic_write_json
+from seg.utils.precision import autocast
 
 TASKS = ('interactive_new_frame', 'reprompt', 'vos_1obj', 'vos_8obj', 'panoptic')
 STAGES = ('decode', 'preprocess', 'postprocess')
 DEFAULT_SIZES = ((1920, 1080), (1280, 720), (854, 480))
-PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 VOS_OBJECTS = {'vos_1obj': 1, 'vos_8obj': 8}
 
 Hook = Tuple[Any, str]  # (object, attribute name of the function that implements a stage)
@@ -108,17 +107,6 @@ def parse_sizes(text: str) -> List[Tuple[int, int]]:
 def sync(device: str) -> None:
     if device.startswith('cuda'):
         torch.cuda.synchronize()
-
-
-def autocast(device: str, precision: str) -> contextlib.AbstractContextManager:
-    """Autocast for fp16/bf16 (CUDA; bf16 also on CPU); fp32 runs as built."""
-    dtype = PRECISIONS[precision]
-    if dtype is None:
-        return contextlib.nullcontext()
-    device_type = 'cuda' if device.startswith('cuda') else 'cpu'
-    if device_type == 'cpu' and dtype is torch.float16:
-        raise ValueError('--precision fp16 needs --device cuda (CPU autocast supports bf16)')
-    return torch.autocast(device_type, dtype=dtype)
 
 
 def compile_encoders(sides: Sequence[Side], settings: BenchSettings) -> List[str]:
@@ -462,10 +450,11 @@ def build_sam2_side(variant: str, device: str, image_size: int = 1024) -> Side:
 
 
 def build_fastsam2_side(config: str, checkpoint: Optional[str], device: str,
-                        image_size: Optional[int] = 1024) -> Side:
+                        image_size: Optional[int]) -> Side:
     """A FastSAM2 / RapSAM config behind ``FastSAM2ImagePredictor`` and ``FastSAM2VideoPredictor``
-    (one model shared by both) and ``SegPredictor.panoptic``. The backbone's ``pretrained`` file
-    is never read: the weights are ``checkpoint``'s, or random."""
+    (one model shared by both) and ``SegPredictor.panoptic``, processing at ``image_size`` (longer
+    side; None: as given). The backbone's ``pretrained`` file is never read: the weights are
+    ``checkpoint``'s, or random."""
     from mmengine.config import Config
 
     import seg.apis.image_predictor as image_api

@@ -24,6 +24,12 @@ Policy:
 - Masks: 2-D (or stacked ``[N, H, W]``) numeric or bool arrays of the image's size, finite.
 - Integer ids (object ids, frame indices, JSON ids): Python / numpy integers (not bool, not
   float), inside the documented range.
+- JSON records (annotation files): a missing key, a value of the wrong JSON type, an id that is
+  not an integer or refers to nothing (an unknown image / category), a box with a non-finite or
+  negative side -> ``ValueError`` naming the file, the record and the key.
+- Command-line tools raise these errors from ``main()`` (callable in-process) and turn them into
+  one ``<tool>: error: <message>`` line and exit status 1 when run as a script
+  (``cli_input_errors``), never a traceback.
 - JSON files are parsed strictly: ``NaN`` / ``Infinity`` tokens are rejected. JSON written by this
   project uses ``allow_nan=False`` (``seg.utils.atomic_io.atomic_write_json``), so a non-finite
   number that slipped through is an error, never a bare ``NaN`` token.
@@ -31,12 +37,13 @@ Policy:
 import json
 import numbers
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 PathLike = Union[str, os.PathLike]
 # the largest image every entry point accepts by default (pixels), see the module docstring
@@ -113,18 +120,37 @@ def check_dir(path: Any, name: str = 'folder') -> Path:
     return p
 
 
+def check_out_path(path: Any, name: str = 'output', folder: bool = False) -> Path:
+    """An output path that can be written: not an existing folder (a file output) or file (a
+    ``folder`` output), under no existing file. Checked before the work, not after it."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f'{name} must be a path, got {type(path).__name__}')
+    p = Path(path)
+    if p.exists() and p.is_dir() != folder:
+        raise ValueError(f'{name} {p} is an existing {"file" if folder else "folder"}, expected '
+                         f'a {"folder" if folder else "file"} path')
+    blocking = next((q for q in p.parents if q.exists() and not q.is_dir()), None)
+    if blocking is not None:
+        raise ValueError(f'{name} {p} cannot be created: {blocking} is a file, not a folder')
+    return p
+
+
 def read_image_file(path: PathLike, name: str = 'image',
                     max_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS,
-                    mode: str = 'RGB') -> np.ndarray:
+                    mode: str = 'RGB', exif_orientation: bool = False) -> np.ndarray:
     """Decode an image file fully (a truncated file is an error, not a grey bottom) as ``mode``
     (``'RGB'`` -> ``uint8 [H, W, 3]``; ``'BGR'``; ``'L'`` / ``'P'`` / ``None`` (as stored) ->
     ``[H, W]`` for single-channel files). The pixel cap is checked on the header, before the
-    pixels are decoded."""
+    pixels are decoded. ``exif_orientation``: rotate / flip by the EXIF orientation tag, as
+    OpenCV and mmcv's ``imread`` (hence ``LoadImageFromFile``) do, for pixels that line up with
+    what the training pipeline loads."""
     p = check_file(path, name)
     try:
         with Image.open(p) as im:
             check_pixels(im.height, im.width, f'{name} {p}', max_pixels)
             im.load()  # decodes everything: raises on truncated / corrupt data
+            if exif_orientation:
+                im = ImageOps.exif_transpose(im)
             if mode in ('RGB', 'BGR'):
                 out = np.asarray(im.convert('RGB'))
                 return np.ascontiguousarray(out[..., ::-1]) if mode == 'BGR' else out
@@ -315,7 +341,41 @@ def require_keys(record: Any, keys: Sequence[str], name: str) -> dict:
     return record
 
 
+def require_list(record: dict, key: str, name: str, allow_empty: bool = True) -> list:
+    """``record[key]`` as a JSON list (``record`` already checked by ``require_keys``)."""
+    value = record[key]
+    if not isinstance(value, list):
+        raise ValueError(f'{name}: "{key}" must be a JSON list, got {type(value).__name__}')
+    if not allow_empty and not value:
+        raise ValueError(f'{name}: "{key}" is an empty list')
+    return value
+
+
+def check_xywh_box(box: Any, name: str) -> np.ndarray:
+    """A COCO ``[x, y, w, h]`` box of finite numbers with ``w, h >= 0`` as float64 ``[4]``."""
+    b = _numeric(box, name).astype(np.float64)
+    if b.shape != (4, ):
+        raise ValueError(f'{name} must be [x, y, w, h], got {box!r:.200}')
+    if not np.isfinite(b).all() or (b[2:] < 0).any():
+        raise ValueError(f'{name} must be finite with width and height >= 0, got {b.tolist()}')
+    return b
+
+
+@contextmanager
+def cli_input_errors(prog: str) -> Iterator[None]:
+    """Around a script's ``main()``: an input error (a missing / unreadable file, a bad value or
+    key) exits with status 1 and one line ``<prog>: error: <message>``, as argparse reports bad
+    arguments, instead of a traceback. ``main()`` itself still raises (tests call it)."""
+    try:
+        yield
+    except (ValueError, TypeError, KeyError, OSError) as e:
+        # str(KeyError) is the repr of its message; show the message itself
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        raise SystemExit(f'{prog}: error: {message}') from None
+
+
 __all__ = ['DEFAULT_MAX_INPUT_PIXELS', 'CLIP_TOLERANCE', 'POINT_LABELS', 'check_pixels',
-           'check_image', 'check_file', 'check_dir', 'read_image_file', 'check_finite',
+           'check_image', 'check_file', 'check_dir', 'check_out_path', 'read_image_file', 'check_finite',
            'check_tensor_finite', 'check_points', 'check_labels', 'check_boxes', 'check_mask',
-           'check_int', 'load_json_file', 'loads_json_line', 'require_keys']
+           'check_int', 'load_json_file', 'loads_json_line', 'require_keys', 'require_list',
+           'check_xywh_box', 'cli_input_errors']

@@ -7,28 +7,12 @@ from PIL import Image
 
 from seg.apis import FastSAM2VideoPredictor
 from seg.apis.video_predictor import NO_OBJ_SCORE
-from tests.conftest import REPO_ROOT
-
-TINY_CFG = str(REPO_ROOT / 'configs/fastsam2/model_fastsam2_tiny.py')
-H, W, T = 96, 128, 8
+from tests.test_apis.video_cases import TINY_CFG, H, T, W, moving_square_frames, tiny_video_predictor
 
 
 @pytest.fixture(scope='module')
 def predictor():
-    with pytest.warns(UserWarning, match='RANDOM weights'):
-        return FastSAM2VideoPredictor.from_config(TINY_CFG, image_size=128)
-
-
-def _frames(seed: int, n: int = T, h: int = H, w: int = W):
-    """Textured frames with a bright square moving right."""
-    rng = np.random.default_rng(seed)
-    base = rng.integers(0, 120, (h, w, 3), dtype=np.uint8)
-    frames = []
-    for t in range(n):
-        f = base.copy()
-        f[h // 4:h // 2, 10 + 3 * t:40 + 3 * t] = (230, 200, 40)
-        frames.append(f)
-    return frames
+    return tiny_video_predictor()
 
 
 def _run(predictor, state, **kwargs):
@@ -55,12 +39,13 @@ def test_davis_folder_with_a_first_frame_mask(predictor, shared_data):
 
 
 def test_object_added_mid_video_joins_the_one_batched_forward(predictor):
-    frames = _frames(0)
+    frames = moving_square_frames(0)
     state = predictor.init_state(frames)
     predictor.add_new_points_or_box(state, 0, 1, points=[[25, 35]], labels=[1])
     alone = _run(predictor, state)
     _, ids, masks = predictor.add_new_points_or_box(state, 4, 2, box=[60, 50, 110, 90])
-    assert ids == [1, 2] and _present(masks) == [False, True]  # object 1 has no prompt on frame 4
+    assert ids == [1, 2] and _present(masks) == [True, True]  # object 1: its tracked mask there
+    assert torch.equal(masks[:1], alone[4][2])
     queries = []  # per head decode: the number of object queries
     hook = predictor.model.panoptic_head.stages[0].register_forward_hook(
         lambda m, args, out: queries.append(args[0].shape[1]))
@@ -87,7 +72,7 @@ def test_object_added_mid_video_joins_the_one_batched_forward(predictor):
 
 
 def test_reverse_propagation(predictor):
-    state = predictor.init_state(_frames(1))
+    state = predictor.init_state(moving_square_frames(1))
     predictor.add_new_points_or_box(state, 5, 1, points=[[40, 35]], labels=[1])
     backward = _run(predictor, state, reverse=True)
     assert [f for f, _, _ in backward] == [5, 4, 3, 2, 1, 0]
@@ -110,7 +95,7 @@ def test_reverse_propagation(predictor):
 
 
 def test_remove_object_and_clear_prompts(predictor):
-    state = predictor.init_state(_frames(2))
+    state = predictor.init_state(moving_square_frames(2))
     predictor.add_new_points_or_box(state, 0, 1, points=[[25, 35]], labels=[1])
     predictor.add_new_points_or_box(state, 0, 2, box=[60, 50, 110, 90])
     predictor.add_new_points_or_box(state, 3, 2, points=[[80, 70]], labels=[1])
@@ -136,7 +121,7 @@ def test_remove_object_and_clear_prompts(predictor):
 
 def test_two_videos_at_once_match_separate_runs(predictor):
     def prompted(seed):
-        state = predictor.init_state(_frames(seed))
+        state = predictor.init_state(moving_square_frames(seed))
         predictor.add_new_points_or_box(state, 0, 1, points=[[25, 35]], labels=[1])
         predictor.add_new_points_or_box(state, 2, 2, box=[60, 50, 110, 90])
         return state
@@ -159,7 +144,7 @@ def test_two_videos_at_once_match_separate_runs(predictor):
 def test_mp4_is_decoded_only_as_far_as_propagation_goes(predictor, tmp_path):
     path = tmp_path / 'clip.mp4'
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'), 10, (W, H))
-    for f in _frames(5, n=40):
+    for f in moving_square_frames(5, n=40):
         writer.write(f[..., ::-1].copy())
     writer.release()
     state = predictor.init_state(str(path), offload_to_cpu=True, cache_size=2)
@@ -173,7 +158,7 @@ def test_mp4_is_decoded_only_as_far_as_propagation_goes(predictor, tmp_path):
 
 
 def test_text_prompt_and_normalised_coordinates(predictor):
-    state = predictor.init_state(_frames(6))
+    state = predictor.init_state(moving_square_frames(6))
     _, ids, masks = predictor.add_text_prompt(state, 0, 1, 'a yellow square')
     assert ids == [1] and _present(masks) == [True]
     _, _, pixels = predictor.add_new_points_or_box(state, 1, 2, points=[[64, 48]], labels=[1])
@@ -191,7 +176,7 @@ def test_bad_inputs_give_clear_errors(predictor, tmp_path):
     broken.write_bytes(b'\x00' * 64)
     with pytest.raises(ValueError, match='cannot open video .*broken.mp4'):
         predictor.init_state(str(broken))
-    state = predictor.init_state(_frames(7))
+    state = predictor.init_state(moving_square_frames(7))
     with pytest.raises(ValueError, match=r'points \[140.0, 10.0\] lies outside the image .*128x96'):
         predictor.add_new_points_or_box(state, 0, 1, points=[[140, 10]], labels=[1])
     with pytest.raises(ValueError, match=r'box \[1.5, 0.5\] lies outside the image .*normalised'):
@@ -220,7 +205,7 @@ def test_bad_inputs_give_clear_errors(predictor, tmp_path):
     stream = predictor.start_stream()
     with pytest.raises(ValueError, match='no frame yet'):
         predictor.add_new_points_or_box(stream, 0, 1, points=[[10, 10]], labels=[1])
-    predictor.track(stream, _frames(7)[0])
+    predictor.track(stream, moving_square_frames(7)[0])
     with pytest.raises(ValueError, match='current frame 0, got frame_idx=3'):
         predictor.add_new_points_or_box(stream, 3, 1, points=[[10, 10]], labels=[1])
     with pytest.raises(ValueError, match=r'stream frame 1 is 64x48 \(WxH\) but the stream is '
@@ -234,7 +219,7 @@ def test_stream_memory_stays_bounded_over_500_frames():
     predictor = FastSAM2VideoPredictor.from_config(TINY_CFG, image_size=None)
     state = predictor.start_stream()
     memory = state.tracker.memory
-    frames = _frames(8, n=20, h=64, w=64)  # the smallest size the tiny neck takes
+    frames = moving_square_frames(8, n=20, h=64, w=64)  # the smallest size the tiny neck takes
     obj_ids, masks = predictor.track(state, frames[0])
     assert obj_ids == [] and masks.shape == (0, 1, 64, 64)
     _, ids, masks = predictor.add_new_points_or_box(state, 0, 1, points=[[12, 12]], labels=[1])
@@ -263,7 +248,7 @@ def test_stream_memory_stays_bounded_over_500_frames():
 
 
 def test_iterator_video_is_propagated_forwards_as_it_arrives(predictor):
-    frames = _frames(9, n=5)
+    frames = moving_square_frames(9, n=5)
     pulled = []
 
     def camera():

@@ -1,7 +1,8 @@
 """seg.deployment video export: the tracker's prompted-frame and tracked-frame graphs match PyTorch
 through onnxruntime for several object / memory-entry counts of one exported file, and the
 reference host loop (encoder + video graphs + host-side StreamingMemory) matches
-``RapSAM.track_step`` frame by frame on the tiny FastSAM2 (random init, 96x128 input)."""
+``RapSAM.track_step`` frame by frame on the tiny FastSAM2 (random init, 96x128 input), without
+and with the head's ``mask_warp`` (LocalMaskWarp, whose previous-frame keys the graphs carry)."""
 import json
 import os
 import subprocess
@@ -24,9 +25,13 @@ from seg.deployment import (
 )
 from seg.deployment.onnx_export import (
     VIDEO_PROMPT_INPUTS,
+    VIDEO_PROMPT_OUTPUTS,
     VIDEO_STEP_INPUTS,
+    VIDEO_STEP_OUTPUTS,
+    ImageEncoderONNX,
     VideoStepONNX,
     example_video_step_inputs,
+    example_warp_inputs,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,11 +39,9 @@ TINY = str(REPO / 'configs/fastsam2/model_fastsam2_tiny.py')
 INPUT_HW = (96, 128)  # not square: height and width cannot be swapped unnoticed
 
 
-@pytest.fixture(scope='module')
-def exported(tmp_path_factory):
-    out = tmp_path_factory.mktemp('onnx_video')
+def _export_tiny(out, cfg_options=None):
     with pytest.warns(UserWarning, match='RANDOM weights'):
-        model = build_model(TINY, None, image_size=None)
+        model = build_model(TINY, None, image_size=None, cfg_options=cfg_options)
     # the memory reader, the prompt refiner (propagated-mask gain) and the mask refiner start as
     # the identity (zero-initialised outputs): random values make the memory path matter
     gen = torch.Generator().manual_seed(0)
@@ -49,6 +52,18 @@ def exported(tmp_path_factory):
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
     files = export_onnx(model, str(out), INPUT_HW, ('encoder', 'video'), verbose=False)
     return model, out, files
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+    return _export_tiny(tmp_path_factory.mktemp('onnx_video'))
+
+
+@pytest.fixture(scope='module')
+def exported_warp(tmp_path_factory):
+    """The tiny model with the mask warp of configs/fastsam2/vos_tiny_davis.py."""
+    return _export_tiny(tmp_path_factory.mktemp('onnx_video_warp'),
+                        {'model.panoptic_head.mask_warp': dict(radius=3)})
 
 
 def test_video_graphs_have_dynamic_axes_and_host_settings(exported):
@@ -117,6 +132,7 @@ def test_host_loop_matches_track_step(exported):
 def test_host_loop_bookkeeping_and_errors(exported):
     _, out, _ = exported
     host = ONNXVideoTracker(str(out))
+    assert not host.mask_warp
     frame = np.random.default_rng(0).standard_normal((1, 3, *INPUT_HW)).astype(np.float32)
     mask = np.zeros((1, *INPUT_HW), np.float32)
     mask[0, 20:60, 30:90] = 1
@@ -162,3 +178,90 @@ def test_build_trt_profiles_the_video_graphs(exported, tmp_path):
     assert (f'--maxShapes=image_embed:1x32x24x32,queries:4x32,memory_embeds:4x{m}x32,'
             f'memory_valid:4x{m},memory_ages:4x{m},prev_mask_logits:4x24x32') in calls[2]
     assert 'point_coords:4x3x2' in calls[1] and 'mask_prompt:4x96x128' in calls[1]
+
+
+# ---------------------------------------------------------------- with the head's mask_warp
+def test_warp_graphs_carry_the_frame_and_its_keys(exported_warp):
+    model, out, files = exported_warp
+    dk = model.panoptic_head.mask_warp.key_proj.out_channels + 27  # features + colour patches
+
+    def io(graph):
+        return ({i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
+                 for i in graph.input},
+                {o.name: [d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim]
+                 for o in graph.output})
+
+    step_in, step_out = io(onnx.load(files['video_step']).graph)
+    prompt_in, prompt_out = io(onnx.load(files['video_prompt']).graph)
+    assert list(step_in) == VIDEO_STEP_INPUTS + ['image', 'prev_warp_keys']
+    assert list(step_out) == VIDEO_STEP_OUTPUTS + ['warp_keys']
+    assert list(prompt_in) == VIDEO_PROMPT_INPUTS + ['image']
+    assert list(prompt_out) == VIDEO_PROMPT_OUTPUTS + ['warp_keys']
+    assert step_in['image'] == prompt_in['image'] == [1, 3, *INPUT_HW]
+    assert step_in['prev_warp_keys'] == step_out['warp_keys'] == prompt_out['warp_keys'] == \
+        [dk, 24, 32]
+    assert ONNXVideoTracker(str(out)).mask_warp
+
+
+def test_warp_graph_parity_and_host_loop(exported_warp):
+    model, out, _ = exported_warp
+    diffs = check_parity(model, str(out), INPUT_HW, ('video', ), cases=((1, 1), (3, 2)),
+                         video_cases=((1, 1), (3, 6)))
+    loop = check_video_parity(model, str(out), num_frames=4)
+    print('mask_warp video graph parity (max abs diff):', {k: f'{v:.2g}' for k, v in diffs.items()},
+          f"host loop vs track_step: {loop['video_loop_max_abs_diff']:.2g}, "
+          f"min IoU {loop['video_loop_min_iou']:.4f}")
+    assert len(diffs) == 4 and max(diffs.values()) < 1e-4, diffs
+    assert loop['video_loop_max_abs_diff'] < 1e-3
+    assert loop['video_loop_min_iou'] >= 0.99
+
+
+def test_warp_inputs_are_live(exported_warp):
+    """The previous keys and the frame are inputs of the graph, not constants of the trace: other
+    motion (keys of the frame rolled the other way) or another frame give other masks."""
+    model, out, _ = exported_warp
+    session = ort.InferenceSession(str(out / 'video_step.onnx'), providers=['CPUExecutionProvider'])
+    names = [i.name for i in session.get_inputs()]
+    image = torch.randn(1, 3, *INPUT_HW, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        embed = ImageEncoderONNX(model)(image)
+    # a previous mask with an edge inside the frame, so moving it changes something
+    memory = example_video_step_inputs(model, embed, 2, 3, seed=4)[:4]
+    prev = torch.full((2, 24, 32), -6.0)
+    prev[:, 6:18, 8:20] = 6.0
+    base = (embed, *memory, prev) + example_warp_inputs(model, 'video_step', embed, image)
+    other_motion = (embed, *memory, prev) + example_warp_inputs(model, 'video_step', embed,
+                                                                image, shift=-1)
+    other_frame = base[:6] + (image.flip(-1), base[7])
+    step = VideoStepONNX(model).eval()
+    results = []
+    for inputs in (base, other_motion, other_frame):
+        got = session.run(None, {n: x.numpy() for n, x in zip(names, inputs)})
+        with torch.no_grad():
+            want = step(*inputs)
+        assert max(float(np.abs(g - w.numpy()).max()) for g, w in zip(got, want)) < 1e-4
+        results.append(got[0])
+    assert np.abs(results[1] - results[0]).max() > 1e-2
+    assert np.abs(results[2] - results[0]).max() > 1e-2
+
+
+def test_host_loop_rejects_graphs_of_two_models(exported, exported_warp, tmp_path):
+    for name in ('encoder.onnx', 'video.json'):
+        (tmp_path / name).symlink_to(exported[1] / name)
+    (tmp_path / 'video_prompt.onnx').symlink_to(exported[1] / 'video_prompt.onnx')
+    (tmp_path / 'video_step.onnx').symlink_to(exported_warp[1] / 'video_step.onnx')
+    with pytest.raises(ValueError, match='come from different models'):
+        ONNXVideoTracker(str(tmp_path))
+
+
+def test_build_trt_profiles_the_warp_inputs(exported_warp, tmp_path):
+    """The warp's inputs have fixed shapes: the profiles pass them unchanged."""
+    _, out, _ = exported_warp
+    fake = tmp_path / 'trtexec'
+    fake.write_text('#!/bin/sh\necho "$@" >> "$(dirname "$0")/calls.txt"\n')
+    fake.chmod(0o755)
+    subprocess.run(['bash', str(REPO / 'tools/deployment/build_trt.sh'), str(out), '4', '3'],
+                   check=True, env={**os.environ, 'TRTEXEC': str(fake)}, capture_output=True)
+    calls = (tmp_path / 'calls.txt').read_text().splitlines()
+    assert 'image:1x3x96x128,prev_warp_keys:59x24x32' in calls[2].split('--maxShapes=')[1]
+    assert calls[1].split('--minShapes=')[1].split()[0].endswith('mask_valid:1,image:1x3x96x128')

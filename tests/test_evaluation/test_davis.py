@@ -206,6 +206,9 @@ def test_evaluate_davis_hand_computed(tmp_path):
 def test_evaluate_davis_errors(tmp_path):
     root = _tiny_root(tmp_path, [_two_objects()] * 3)
     res = tmp_path / 'res' / 'a'
+    with pytest.raises(FileNotFoundError, match='results folder not found: .*res'):
+        evaluate_davis(root, tmp_path / 'res', progress=False)
+    res.mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match='00001.png'):
         evaluate_davis(root, tmp_path / 'res', progress=False)
     bad = _two_objects()

@@ -144,6 +144,17 @@ def test_vos_on_an_mp4_with_a_binary_mask(demo, bear_mp4, bear, tmp_path):
     _check_video_outputs(tmp_path / 'bear_vos', 5, [1])
 
 
+def test_vos_in_bf16(demo, bear_dir, bear, tmp_path, capsys):
+    """--precision reaches the predictor (bf16 autocast runs on CPU); the outputs are as in fp32."""
+    demo.main([str(bear_dir), *COMMON, '--task', 'vos', '--first-mask', str(bear[1]),
+               '--precision', 'bf16', '--out-dir', str(tmp_path)])
+    _check_video_outputs(tmp_path / f'{bear_dir.name}_vos', 4, [1])
+    with pytest.raises(SystemExit):
+        demo.main([str(bear_dir), *COMMON, '--task', 'vos', '--first-mask', str(bear[1]),
+                   '--precision', 'fp64'])
+    assert "--precision: invalid choice: 'fp64'" in capsys.readouterr().err
+
+
 def test_interactive_video_prompts_file_and_stdin(demo, bear_dir, bear, tmp_path, monkeypatch):
     shutil.copy(bear[1], tmp_path / 'obj3.png')  # binary (one id): the whole object is obj 3
     prompts = [{'frame': 0, 'obj_id': 1, 'points': [[400, 250], [100, 50]], 'labels': [1, 0]},

@@ -67,12 +67,13 @@ def test_cli_rejects_video_for_a_model_without_memory(tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
-def test_cli_rejects_video_for_a_model_with_a_mask_warp(tmp_path, capsys):
-    """The warp's previous-frame keys are state the video graphs do not carry: refused, not
-    silently exported without the warp."""
+def test_cli_exports_video_for_a_model_with_a_mask_warp(tmp_path):
+    """The warp's previous-frame keys become graph state (parity: tests/test_deployment)."""
     cli = _cli()
     with pytest.warns(UserWarning, match='RANDOM weights'):
-        assert cli.main(['--config', TINY, '--out-dir', str(tmp_path), '--parts', 'encoder,video',
-                         '--cfg-options', 'model.panoptic_head.mask_warp.radius=2']) == 1
-    assert 'mask_warp' in capsys.readouterr().err
-    assert not list(tmp_path.iterdir())
+        assert cli.main(['--config', TINY, '--out-dir', str(tmp_path), '--parts', 'video',
+                         '--image-size', '64', '--cfg-options',
+                         'model.panoptic_head.mask_warp.radius=2']) == 0
+    step = onnx.load(str(tmp_path / 'video_step.onnx')).graph
+    assert [i.name for i in step.input][-2:] == ['image', 'prev_warp_keys']
+    assert step.output[-1].name == 'warp_keys'

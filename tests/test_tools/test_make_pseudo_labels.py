@@ -103,7 +103,7 @@ def test_davis_mode_bad_inputs_fail_clearly(davis_root, tmp_path):
         TOOL['main'](['davis', str(davis_root), str(tmp_path / 'o'), '--teacher-checkpoint',
                       str(tmp_path / 'no-such.pt'), '--teacher-image-size', '128',
                       '--teacher-overrides', *TINY_SAM2_OVERRIDES])
-    with pytest.raises(FileNotFoundError, match=str(tmp_path / 'missing' / 'JPEGImages')):
+    with pytest.raises(FileNotFoundError, match=f"DAVIS root not found: {tmp_path / 'missing'}"):
         TOOL['main'](['davis', str(tmp_path / 'missing'), str(tmp_path / 'o'), *TINY_TEACHER])
     with pytest.raises(ValueError, match='overwrite its annotations'):
         TOOL['main'](['davis', str(davis_root), str(davis_root), *TINY_TEACHER])

@@ -45,7 +45,7 @@ def test_compare_table_and_checkpoint_names(tmp_path):
     with pytest.raises(KeyError, match='NoC@90'):
         tool['format_table'](results, ['NoC@90'])
     ckpt = tmp_path / 'x.pth'
-    ckpt.write_bytes(b'0')
+    torch.save({'state_dict': {}}, ckpt)
     assert tool['parse_named']([f'a={ckpt}', f'b={ckpt}']) == {'a': str(ckpt), 'b': str(ckpt)}
     for bad, match in (([f'{ckpt}'], 'NAME=PATH'), ([f'a={ckpt}', f'a={ckpt}'], 'twice'),
                        ([f'a={tmp_path}/nope.pth'], 'nope.pth')):
@@ -92,7 +92,7 @@ def test_compare_cli_writes_table_and_json(tmp_path, monkeypatch):
     main = _tool('evaluation/compare_checkpoints.py')['main']
     cfg, ckpt = tmp_path / 'c.py', tmp_path / 'w.pth'
     cfg.write_text('')
-    ckpt.write_bytes(b'0')
+    torch.save({'state_dict': {}}, ckpt)
     seen = []
 
     def fake_evaluate(configs, checkpoints, work_dir):  # the Runner part is covered by tools/test.py

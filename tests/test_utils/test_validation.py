@@ -1,6 +1,7 @@
 """seg.utils.validation: every bad input gets a clear error, the documented clipping happens."""
 import json
 
+import mmcv
 import numpy as np
 import pytest
 import torch
@@ -12,9 +13,13 @@ from seg.utils.validation import (
     check_image,
     check_int,
     check_mask,
+    check_out_path,
     check_points,
+    check_xywh_box,
+    cli_input_errors,
     load_json_file,
     read_image_file,
+    require_list,
 )
 
 HW = (100, 200)  # H, W
@@ -130,3 +135,64 @@ def test_json_output_never_holds_nan(tmp_path):
     assert not (tmp_path / 'out.json').exists()
     atomic_write_json({'name': 'nan'}, tmp_path / 'out.json')  # a string is text
     assert json.loads((tmp_path / 'out.json').read_text()) == {'name': 'nan'}
+
+
+@pytest.mark.parametrize('error', [ValueError('x.json: "id" must be an int'),
+                                   FileNotFoundError('x.json: "id" must be an int'),
+                                   KeyError('x.json: "id" must be an int')])
+def test_cli_input_errors_exit_with_one_line(error):
+    def main():
+        raise error
+
+    with pytest.raises(SystemExit) as e:
+        with cli_input_errors('tool.py'):
+            main()
+    # the message itself (a KeyError's str() would be its repr, in quotes), no traceback
+    assert e.value.code == 'tool.py: error: x.json: "id" must be an int'
+    with pytest.raises(ZeroDivisionError):  # a bug is not an input error: its traceback stays
+        with cli_input_errors('tool.py'):
+            1 / 0
+
+
+def test_check_out_path(tmp_path):
+    (tmp_path / 'f').write_text('x')
+    assert check_out_path(tmp_path / 'new' / 'o.json') == tmp_path / 'new' / 'o.json'
+    assert check_out_path(tmp_path, folder=True) == tmp_path
+    with pytest.raises(ValueError, match='--out .* is an existing folder, expected a file'):
+        check_out_path(tmp_path, '--out')
+    with pytest.raises(ValueError, match='is an existing file, expected a folder'):
+        check_out_path(tmp_path / 'f', folder=True)
+    with pytest.raises(ValueError, match=r'cannot be created: .*/f is a file'):
+        check_out_path(tmp_path / 'f' / 'sub' / 'o.json')
+    with pytest.raises(TypeError, match='must be a path'):
+        check_out_path(3)
+
+
+def test_require_list():
+    assert require_list({'a': [1]}, 'a', 'x.json') == [1]
+    with pytest.raises(ValueError, match='x.json: "a" must be a JSON list, got dict'):
+        require_list({'a': {}}, 'a', 'x.json')
+    with pytest.raises(ValueError, match='x.json: "a" is an empty list'):
+        require_list({'a': []}, 'a', 'x.json', allow_empty=False)
+
+
+@pytest.mark.parametrize('box,match', [([1, 2, 3], r'must be \[x, y, w, h\]'),
+                                       ([1, 2, -1, 3], 'width and height >= 0'),
+                                       ([1, float('nan'), 1, 1], 'finite'),
+                                       ('1234', 'must hold numbers')])
+def test_bad_xywh_boxes(box, match):
+    with pytest.raises(ValueError, match=match):
+        check_xywh_box(box, 'ann 1 "bbox"')
+    assert check_xywh_box([1, 2, 0, 3], 'b').tolist() == [1, 2, 0, 3]  # a zero side is accepted
+
+
+@pytest.mark.parametrize('orientation', range(1, 9))
+def test_exif_orientation_matches_mmcv(tmp_path, orientation):
+    """``exif_orientation=True`` gives mmcv / OpenCV's pixels (what LoadImageFromFile loads)."""
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (24, 40, 3), np.uint8))
+    exif = image.getexif()
+    exif[0x0112] = orientation  # the EXIF orientation tag
+    image.save(tmp_path / 'o.jpg', exif=exif, quality=95)
+    ours = read_image_file(tmp_path / 'o.jpg', mode='BGR', exif_orientation=True)
+    np.testing.assert_array_equal(ours, mmcv.imread(str(tmp_path / 'o.jpg')))
+    assert read_image_file(tmp_path / 'o.jpg').shape == (24, 40, 3)  # default: as stored

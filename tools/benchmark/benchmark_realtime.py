@@ -29,10 +29,11 @@ os.environ.setdefault('TQDM_DISABLE', '1')  # SAM2's propagate_in_video draws a 
 
 import torch  # noqa: E402
 
+from seg.apis.image_predictor import DEFAULT_IMAGE_SIZE  # noqa: E402
+from seg.utils.precision import PRECISIONS, check_precision  # noqa: E402
 from seg.utils.profiling import prepare_benchmark  # noqa: E402
 from seg.utils.realtime_benchmark import (  # noqa: E402
     DEFAULT_SIZES,
-    PRECISIONS,
     SAM2_CONFIGS,
     STAGES,
     TASKS,
@@ -61,7 +62,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--include', default='preprocess,postprocess',
                         help=f'stages timed besides the model, comma list of {",".join(STAGES)} '
                              '("" for the model alone)')
-    parser.add_argument('--precision', default='fp32', choices=tuple(PRECISIONS))
+    parser.add_argument('--precision', default='fp32', choices=tuple(PRECISIONS),
+                        help='fp32, or autocast to fp16 / bf16 (seg.utils.precision)')
     parser.add_argument('--compile', action='store_true', help='torch.compile the image encoders')
     parser.add_argument('--cuda-graphs', action='store_true',
                         help='CUDA graphs for the image encoders (compile mode reduce-overhead)')
@@ -73,7 +75,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--frames', type=int, default=None,
                         help='VOS video length (default: 1 + --vos-warmup + --iters); the frames '
                              'after the warm-up are timed')
-    parser.add_argument('--image-size', type=int, default=1024,
+    parser.add_argument('--image-size', type=int, default=DEFAULT_IMAGE_SIZE,
                         help='FastSAM2 processing size (longest side)')
     parser.add_argument('--compare-sam2', choices=tuple(SAM2_CONFIGS), default=None,
                         help='also time SAM2.1 of this size, interleaved')
@@ -95,8 +97,10 @@ def parse_args() -> argparse.Namespace:
             parser.error(f'{name}: unknown {bad}; choose from {",".join(allowed)}')
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: no CUDA device is available')
-    if args.precision == 'fp16' and args.device == 'cpu':
-        parser.error('--precision fp16 needs --device cuda (CPU autocast supports bf16)')
+    try:
+        check_precision(args.precision, args.device)
+    except ValueError as err:
+        parser.error(f'--precision: {err}')
     if args.iters < 1 or args.warmup < 0 or args.vos_warmup < 0:
         parser.error('need --iters >= 1, --warmup >= 0 and --vos-warmup >= 0')
     if args.frames is not None:

@@ -22,16 +22,15 @@ import time
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-import mmcv
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mmengine.fileio import load
 from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
 from pycocotools import mask as mask_utils
 from torchvision.ops import nms
 
+from seg.datasets.annotation_checks import check_ref, index_records
 from seg.datasets.davis import MASK_FORMATS, davis_sequences, scan_davis_sequence
 from seg.datasets.transforms.loading import read_davis_objects
 from seg.evaluation.davis import write_davis_png
@@ -40,6 +39,16 @@ from seg.structures.prompts import build_prompts
 from seg.utils.atomic_io import atomic_write_json
 from seg.utils.masks import mask_to_box
 from seg.utils.rle import mask_to_rle
+from seg.utils.validation import (
+    check_dir,
+    check_out_path,
+    check_xywh_box,
+    cli_input_errors,
+    load_json_file,
+    read_image_file,
+    require_keys,
+    require_list,
+)
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
 # DAVIS 2016 marks its single object 255 (binary 0/255); 2017 uses the object ids themselves.
@@ -54,9 +63,9 @@ def build_teacher(args: argparse.Namespace) -> SAM2Teacher:
 
 def read_rgb(path: str, device: str) -> torch.Tensor:
     """An image file as the teacher's input ``[1, 3, H, W]`` (RGB 0..255)."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'image not found: {path}')
-    return torch.from_numpy(mmcv.imread(path, channel_order='rgb')).permute(2, 0, 1)[None].float().to(device)
+    # mmcv's orientation handling, as LoadImageFromFile; astype: a writable float copy for torch
+    image = read_image_file(path, 'image', mode='RGB', exif_orientation=True).astype(np.float32)
+    return torch.from_numpy(image).permute(2, 0, 1)[None].to(device)
 
 
 def propagate_sequence(teacher: SAM2Teacher, frames: List[dict], mask_format: str, out_dir: Path,
@@ -137,14 +146,14 @@ def coco_pseudo_labels(teacher: SAM2Teacher, image_dir: str, out_file: str,
     single clicks; masks predicted with IoU below ``min_iou`` or empty are dropped and the rest are
     de-duplicated by box NMS at ``nms_iou`` (category 1, 'object').
     """
-    if not osp.isdir(image_dir):
-        raise FileNotFoundError(f'image folder not found: {image_dir}')
+    check_dir(image_dir, 'image folder')
     if boxes_file is not None:
-        coco = load(boxes_file)
-        missing = [k for k in ('images', 'annotations') if k not in coco]
-        if missing:
-            raise ValueError(f'{boxes_file}: a COCO json needs {missing}')
-        images, categories = coco['images'], coco.get('categories', [])
+        coco = require_keys(load_json_file(boxes_file, '--boxes json', expect=dict),
+                            ('images', 'annotations'), boxes_file)
+        images, categories = require_list(coco, 'images', boxes_file), coco.get('categories', [])
+        index_records(images, ('id', 'file_name'), f'{boxes_file}: image')
+        if not images:
+            raise ValueError(f'{boxes_file}: the image list is empty')
     else:
         names = sorted(f for f in os.listdir(image_dir) if f.lower().endswith(IMAGE_EXTENSIONS))
         if not names:
@@ -153,11 +162,11 @@ def coco_pseudo_labels(teacher: SAM2Teacher, image_dir: str, out_file: str,
         categories = [dict(id=1, name='object')]
     by_image = {img['id']: [] for img in images}
     if boxes_file is not None:
-        for ann in coco['annotations']:
-            if ann['image_id'] not in by_image:
-                raise ValueError(f'{boxes_file}: annotation {ann.get("id")} refers to image id '
-                                 f'{ann["image_id"]}, which is not in "images"')
-            by_image[ann['image_id']].append(ann)
+        for i, ann in enumerate(require_list(coco, 'annotations', boxes_file)):
+            where = f'{boxes_file}: annotation {i}'
+            require_keys(ann, ('image_id', 'bbox'), where)
+            check_xywh_box(ann['bbox'], f'{where} "bbox"')
+            by_image[check_ref(ann['image_id'], by_image, f'{where} "image_id"', 'image')].append(ann)
     start = time.perf_counter()
     annotations, dropped = [], 0
     bar = ProgressBar(len(images))
@@ -170,7 +179,7 @@ def coco_pseudo_labels(teacher: SAM2Teacher, image_dir: str, out_file: str,
         img.update(height=int(h), width=int(w))
         if boxes_file is not None:
             anns = by_image[img['id']]
-            prompts = _box_prompts(anns, boxes_file) if anns else None
+            prompts = _box_prompts(anns) if anns else None
         else:
             anns, prompts = None, _grid_prompts(points_per_side, (h, w))
         if prompts is not None:
@@ -190,10 +199,8 @@ def coco_pseudo_labels(teacher: SAM2Teacher, image_dir: str, out_file: str,
                 images_per_s=len(images) / max(seconds, 1e-9))
 
 
-def _box_prompts(anns: List[dict], boxes_file: str):
-    xywh = np.array([a['bbox'] for a in anns], np.float32).reshape(-1, 4)
-    if (xywh[:, 2:] < 0).any():
-        raise ValueError(f'{boxes_file}: negative box width/height in {xywh.tolist()}')
+def _box_prompts(anns: List[dict]):
+    xywh = np.array([a['bbox'] for a in anns], np.float32).reshape(-1, 4)  # checked when loaded
     return build_prompts(bboxes=np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1))
 
 
@@ -266,6 +273,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                       help='automatic mode: drop masks with a lower predicted IoU')
     coco.add_argument('--nms-iou', type=float, default=0.7, help='automatic mode: box NMS threshold')
     args = parser.parse_args(argv)
+    if args.teacher_image_size < 1:
+        parser.error(f'--teacher-image-size must be >= 1, got {args.teacher_image_size}')
+    if args.mode == 'coco':
+        if args.points_per_side < 1:
+            parser.error(f'--points-per-side must be >= 1, got {args.points_per_side}')
+        for flag, value in (('--min-iou', args.min_iou), ('--nms-iou', args.nms_iou)):
+            if not 0 <= value <= 1:
+                parser.error(f'{flag} must be in [0, 1], got {value}')
     if args.teacher_checkpoint is None and not args.allow_random_init:
         parser.error('--teacher-checkpoint is required (a local SAM2 checkpoint); '
                      '--allow-random-init builds a random teacher for tests only')
@@ -274,6 +289,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
+    if args.mode == 'davis':
+        check_dir(args.data_root, 'DAVIS root')
+        check_out_path(args.out_root, 'output root', folder=True)
+    else:
+        check_dir(args.image_dir, 'image folder')
+        check_out_path(args.out_file, 'output json')
     teacher = build_teacher(args)
     if args.mode == 'davis':
         summary = davis_pseudo_labels(teacher, args.data_root, args.out_root, year=args.year,
@@ -293,4 +314,5 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    with cli_input_errors('make_pseudo_labels.py'):
+        main()

@@ -8,7 +8,9 @@
 # profiles over objects (1..MAX_OBJECTS, default 16, optimised for 1), points per object
 # (1..MAX_POINTS, default 8, optimised for 2) and, for video_step, memory entries per object
 # (1..MAX_ENTRIES, default long_capacity + short_capacity of ONNX_DIR/video.json, the most the
-# memory holds; optimised for the maximum). Engines go beside the graphs: <graph>_fp16.engine.
+# memory holds; optimised for the maximum). Inputs without dynamic axes (the embedding, and the
+# frame and warp keys of the video graphs of a model with a mask warp) keep their exported shapes.
+# Engines go beside the graphs: <graph>_fp16.engine.
 # Needs TensorRT's trtexec on PATH (or TRTEXEC=/path/to/trtexec); see docs/deployment.md.
 set -euo pipefail
 

@@ -12,6 +12,7 @@ The table has a row per metric and a column per checkpoint; ``--out``
 """
 import argparse
 import os.path as osp
+import zipfile
 from typing import Dict, List, Optional, Sequence
 
 from mmengine.runner import Runner
@@ -19,10 +20,12 @@ from mmengine.runner import Runner
 import seg  # noqa: F401  (registers the modules)
 from seg.engine.runner_config import load_runner_config
 from seg.utils import atomic_open, atomic_write_json
+from seg.utils.validation import check_file, check_out_path, cli_input_errors
 
 
 def parse_named(items: Sequence[str]) -> Dict[str, str]:
-    """``name=path`` pairs -> ordered dict; every path must exist."""
+    """``name=path`` pairs -> ordered dict; every path must be a PyTorch checkpoint file (a zip
+    archive, what ``torch.save`` writes): checked here, not after the first configs ran."""
     named = {}
     for item in items:
         name, sep, path = item.partition('=')
@@ -30,8 +33,10 @@ def parse_named(items: Sequence[str]) -> Dict[str, str]:
             raise ValueError(f'--checkpoints takes NAME=PATH pairs, got {item!r}')
         if name in named:
             raise ValueError(f'--checkpoints: name {name!r} given twice')
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'checkpoint {name!r} not found: {path}')
+        check_file(path, f'checkpoint {name!r}')
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f'checkpoint {name!r} {path} is not a PyTorch checkpoint (not the zip '
+                             'archive torch.save writes; truncated or another format?)')
         named[name] = path
     return named
 
@@ -75,7 +80,7 @@ def format_table(results: Dict[str, Dict[str, float]], keys: Optional[List[str]]
     return '\n'.join(lines)
 
 
-def main() -> None:
+def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--configs', nargs='+', required=True, help='test configs')
     parser.add_argument('--checkpoints', nargs='+', required=True, metavar='NAME=PATH')
@@ -83,10 +88,19 @@ def main() -> None:
     parser.add_argument('--out', help='JSON file for every metric of every checkpoint')
     parser.add_argument('--table', help='also write the markdown table to this file')
     parser.add_argument('--keys', nargs='+', help='metrics to show in the table (default: all)')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     for config in args.configs:
         if not osp.isfile(config):
             parser.error(f'config file not found: {config}')
+    tags = [osp.splitext(osp.basename(c))[0] for c in args.configs]
+    if len(set(tags)) != len(tags):
+        # each config's results go to WORK_DIR/<config name>/: equal names would overwrite
+        parser.error(f'--configs: two configs share a file name ({tags}); their results would '
+                     'share a folder')
+    check_out_path(args.work_dir, '--work-dir', folder=True)
+    for flag in ('out', 'table'):
+        if getattr(args, flag) is not None:
+            check_out_path(getattr(args, flag), f'--{flag}')
     results = evaluate(args.configs, parse_named(args.checkpoints), args.work_dir)
     if args.out:
         atomic_write_json(results, args.out)
@@ -98,4 +112,5 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    with cli_input_errors('compare_checkpoints.py'):
+        main()

@@ -14,6 +14,7 @@ from typing import List, Optional
 
 from seg.evaluation.panoptic_quality import pq_compute
 from seg.utils.atomic_io import atomic_write_json
+from seg.utils.validation import check_out_path, cli_input_errors
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -29,6 +30,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
+    check_out_path(args.out, '--out')
     result = pq_compute(args.gt_json, args.gt_folder, args.pred_json, args.pred_folder,
                         categories=args.categories)
     print(f'\n{"":8}{"PQ":>8}{"SQ":>8}{"RQ":>8}{"N":>6}')
@@ -41,4 +43,5 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    with cli_input_errors('eval_coco_panoptic.py'):
+        main()

@@ -15,6 +15,7 @@ from typing import List, Optional
 
 from seg.evaluation.davis import evaluate_davis, format_davis_table
 from seg.utils.atomic_io import atomic_write_json
+from seg.utils.validation import check_out_path, cli_input_errors
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -33,6 +34,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
+    check_out_path(args.out, '--out')
     result = evaluate_davis(args.davis_root, args.results, subset=args.set, year=args.year,
                             resolution=args.resolution, sequences=args.sequences,
                             binary_masks=args.davis2016)
@@ -48,4 +50,5 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    with cli_input_errors('eval_davis.py'):
+        main()

@@ -20,12 +20,10 @@ The JSON holds the metrics plus per-object IoUs; ``--plot`` draws mIoU against t
 """
 import argparse
 import importlib
-import json
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
 import matplotlib
-import mmcv
 import numpy as np
 from mmengine.utils import ProgressBar
 
@@ -33,6 +31,16 @@ from seg.evaluation.interactive import InteractivePredictor, evaluate_object, su
 from seg.evaluation.panoptic_quality import read_panoptic_png
 from seg.utils.atomic_io import atomic_open, atomic_write_json
 from seg.utils.masks import mask_to_box
+from seg.utils.validation import (
+    check_dir,
+    check_out_path,
+    cli_input_errors,
+    load_json_file,
+    loads_json_line,
+    read_image_file,
+    require_keys,
+    require_list,
+)
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
@@ -58,15 +66,42 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--no-box', action='store_true', help='skip the box-prompt mIoU')
     parser.add_argument('--out', required=True, help='metrics JSON to write')
     parser.add_argument('--plot', help='PNG of mIoU against the number of clicks')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.ignore_value is not None and args.masks is None:
+        parser.error('--ignore-value applies to --masks only (COCO panoptic has no ignore value)')
+    if args.ignore_value is not None and not 1 <= args.ignore_value <= 65535:
+        parser.error(f'--ignore-value must be a mask value in 1..65535 (0 is background), got '
+                     f'{args.ignore_value}')
+    if args.max_clicks < 1:
+        parser.error(f'--max-clicks must be >= 1, got {args.max_clicks}')
+    for flag, values in (('--noc-thrs', args.noc_thrs), ('--target-iou', [args.target_iou]),
+                         ('--pred-thr', [args.pred_thr])):
+        bad = [v for v in values if v is not None and not 0 < v <= 1]
+        if bad:
+            parser.error(f'{flag} takes values in (0, 1], got {bad[0]}')
+    return args
 
 
 def load_predictor(spec: str, kwargs: dict) -> InteractivePredictor:
     """Import ``MODULE:FACTORY`` and call the factory with ``kwargs``."""
     module_name, sep, attr = spec.partition(':')
-    if not sep or not attr:
+    if not sep or not module_name or not attr:
         raise ValueError(f'--predictor must be MODULE:FACTORY, got {spec!r}')
-    return getattr(importlib.import_module(module_name), attr)(**kwargs)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ValueError(f'--predictor {spec!r}: cannot import {module_name!r} ({e})') from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ValueError(f'--predictor {spec!r}: {module_name} has no callable {attr!r}')
+    return factory(**kwargs)
+
+
+def parse_predictor_kwargs(text: str) -> dict:
+    kwargs = loads_json_line(text, '--predictor-kwargs')
+    if not isinstance(kwargs, dict):
+        raise ValueError(f'--predictor-kwargs must be a JSON object, got {text!r}')
+    return kwargs
 
 
 def _find_image(images: Path, stem: str) -> Path:
@@ -77,9 +112,10 @@ def _find_image(images: Path, stem: str) -> Path:
 
 
 def _mask_objects(mask_path: Path, ignore_value: Optional[int]) -> List[Object]:
-    mask = mmcv.imread(str(mask_path), flag='unchanged')
-    if mask is None or mask.ndim != 2:
-        raise ValueError(f'{mask_path}: expected a single-channel mask PNG')
+    mask = read_image_file(mask_path, 'mask PNG', max_pixels=None, mode=None)
+    if mask.ndim != 2:
+        raise ValueError(f'{mask_path}: expected a single-channel (L / palette / 16-bit) mask PNG '
+                         f'of object values, got shape {mask.shape}')
     ignore = mask == ignore_value if ignore_value is not None else np.zeros(mask.shape, bool)
     objects = []
     for value in np.unique(mask[(mask != 0) & ~ignore]).tolist():
@@ -89,25 +125,46 @@ def _mask_objects(mask_path: Path, ignore_value: Optional[int]) -> List[Object]:
     return objects
 
 
-def iter_images(args: argparse.Namespace) -> Iterator[Tuple[Path, List[Object]]]:
-    """(image path, its objects) for every image of the chosen source."""
+def list_sources(args: argparse.Namespace) -> list:
+    """The mask PNGs (``--masks``) or the checked annotations (``--coco-panoptic``) to evaluate,
+    each folder / file checked before any image is read."""
+    check_dir(args.images, '--images folder')
+    if args.masks is not None:
+        masks = sorted(check_dir(args.masks, '--masks folder').glob('*.png'))
+        if not masks:
+            raise ValueError(f'--masks folder {args.masks} has no .png mask')
+        return masks
+    ann_json, png_dir = args.coco_panoptic
+    check_dir(png_dir, '--coco-panoptic PNG folder')
+    data = require_keys(load_json_file(ann_json, '--coco-panoptic json', expect=dict),
+                        ('annotations', ), ann_json)
+    anns = require_list(data, 'annotations', ann_json, allow_empty=False)
+    for i, ann in enumerate(anns):
+        name = f'{ann_json}: annotation {i}'
+        require_keys(ann, ('image_id', 'file_name', 'segments_info'), name)
+        for seg in require_list(ann, 'segments_info', name):
+            require_keys(seg, ('id', ), f'{name} segment')
+    return anns
+
+
+def iter_images(args: argparse.Namespace, sources: list) -> Iterator[Tuple[Path, List[Object]]]:
+    """(image path, its objects) for every mask PNG / annotation of ``list_sources``."""
     images = Path(args.images)
     if args.masks is not None:
-        for mask_path in sorted(Path(args.masks).glob('*.png')):
+        for mask_path in sources:
             yield _find_image(images, mask_path.stem), _mask_objects(mask_path, args.ignore_value)
         return
-    ann_json, png_dir = args.coco_panoptic
-    for ann in json.loads(Path(ann_json).read_text())['annotations']:
-        ids = read_panoptic_png(Path(png_dir) / ann['file_name'])
-        yield (_find_image(images, Path(ann['file_name']).stem),
-               [(f'{ann["image_id"]}:{s["id"]}', (ids == s['id']).astype(np.int64))
-                for s in ann['segments_info']])
-
-
-def count_images(args: argparse.Namespace) -> int:
-    if args.masks is not None:
-        return len(list(Path(args.masks).glob('*.png')))
-    return len(json.loads(Path(args.coco_panoptic[0]).read_text())['annotations'])
+    png_dir = Path(args.coco_panoptic[1])
+    for ann in sources:
+        ids = read_panoptic_png(png_dir / ann['file_name'])
+        objects = []
+        for s in ann['segments_info']:
+            gt = (ids == s['id']).astype(np.int64)
+            if not gt.any():
+                raise ValueError(f'{args.coco_panoptic[0]}: segment {s["id"]} of image '
+                                 f'{ann["image_id"]} has no pixel in {png_dir / ann["file_name"]}')
+            objects.append((f'{ann["image_id"]}:{s["id"]}', gt))
+        yield _find_image(images, Path(ann['file_name']).stem), objects
 
 
 def plot_miou_curve(metrics: dict, path: str) -> None:
@@ -126,11 +183,16 @@ def plot_miou_curve(metrics: dict, path: str) -> None:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
-    predictor = load_predictor(args.predictor, json.loads(args.predictor_kwargs))
+    for flag in ('out', 'plot'):
+        if getattr(args, flag) is not None:
+            check_out_path(getattr(args, flag), f'--{flag}')
+    kwargs = parse_predictor_kwargs(args.predictor_kwargs)
+    sources = list_sources(args)
+    predictor = load_predictor(args.predictor, kwargs)
     results, per_object = [], []
-    bar = ProgressBar(count_images(args))
-    for image_path, objects in iter_images(args):
-        image = mmcv.imread(str(image_path))
+    bar = ProgressBar(len(sources))
+    for image_path, objects in iter_images(args, sources):
+        image = read_image_file(image_path, 'image', mode='BGR', exif_orientation=True)
         for name, gt in objects:
             if gt.shape != image.shape[:2]:
                 raise ValueError(f'{name}: mask {gt.shape} and image {image_path} '
@@ -142,6 +204,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
             per_object.append({'object': name, 'ious': result['ious'].tolist(),
                                **({'box_iou': result['box_iou']} if box is not None else {})})
         bar.update()
+    if not results:
+        raise ValueError(f'no object to evaluate: every mask of {args.masks or args.coco_panoptic[0]} '
+                         'is background' + (' / ignore' if args.ignore_value is not None else ''))
     metrics = summarize_objects(results, args.noc_thrs, args.max_clicks)
     print()
     for key, value in metrics.items():
@@ -153,4 +218,5 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    with cli_input_errors('eval_interactive.py'):
+        main()

@@ -29,6 +29,7 @@ from seg.evaluation.davis import (
     write_davis_png,
 )
 from seg.utils.atomic_io import atomic_write_json
+from seg.utils.validation import check_dir, check_out_path, cli_input_errors, read_image_file
 
 # Farneback parameters: a 3-level pyramid with a 15 px window follows DAVIS motion (up to
 # ~30 px per frame at 480p) while staying smooth inside objects
@@ -72,16 +73,16 @@ METHODS: Dict[str, Callable[[np.ndarray, List[np.ndarray]], List[np.ndarray]]] =
 
 
 def read_frames(img_dir: Path) -> List[np.ndarray]:
-    """The sequence's JPEG frames in name order (BGR)."""
+    """The sequence's JPEG frames in name order (BGR), all of one size."""
     paths = sorted(img_dir.glob('*.jpg'))
     if not paths:
         raise FileNotFoundError(f'no JPEG frame in {img_dir}')
     frames = []
     for p in paths:
-        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if img is None:
-            raise ValueError(f'cannot decode {p}')
-        frames.append(img)
+        frames.append(read_image_file(p, 'frame', mode='BGR', exif_orientation=True))
+        if frames[-1].shape != frames[0].shape:
+            raise ValueError(f'frame {p} is {frames[-1].shape[:2]}, the first frame {paths[0]} '
+                             f'{frames[0].shape[:2]}: a video has one frame size')
     return frames
 
 
@@ -121,8 +122,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
-    root, out = Path(args.davis_root), Path(args.out_dir)
+    root = check_dir(args.davis_root, '--davis-root')
+    out = check_out_path(args.out_dir, '--out-dir', folder=True)
     seqs = args.sequences or read_imageset(root, args.year, args.set)
+    if len(set(seqs)) != len(seqs):
+        raise ValueError(f'--sequences lists a name twice: {seqs}')
     out_dirs = {m: out / m for m in args.methods}
     start = time.perf_counter()
     for seq in seqs:
@@ -143,4 +147,5 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    with cli_input_errors('vos_baselines.py'):
+        main()

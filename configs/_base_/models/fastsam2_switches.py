@@ -34,14 +34,20 @@ multimask_decoder = dict(type=MultimaskDecoder, num_masks=3)
 from seg.models.necks import MaskStateRefiner  # noqa: E402
 from seg.models.utils import LowRankMHSA  # noqa: E402
 
-# CLIP tokens of the stride-16 level query the geometry tokens; half of them (the top-scoring ones,
-# the entropy scorer attending to at most 256 keys) are updated, scores reused for 4 video frames.
+# CLIP tokens of the stride-16 level query the geometry tokens; with the pruner on, half of them
+# (the top-scoring ones, the entropy scorer attending to at most 256 keys) are updated, scores
+# reused for 4 video frames. The TaskRouter's default rules leave it off in every mode (it saves
+# ~2 % of the encoder and moved image masks by 11 % IoU: docs/benchmarks/NOTES.md section 15);
+# a rule with use_pruner=True turns it on.
 # Low-rank (Nystrom) attention goes where the key set is long: thousands of geometry tokens per
 # frame (2304 at 1024x576). Over the decoder's <= 100 queries exact attention is cheaper than
 # its approximation, so the head keeps nn.MultiheadAttention.
 token_fusion = dict(embed_dim=256, num_heads=8, direction='sem_queries_geom', level=2,
                     attention=dict(type=LowRankMHSA, rank=64, method='nystrom'))
 token_pruner = dict(keep_ratio=0.5, score='entropy', refresh_period=4, num_score_keys=256)
+# the visual tower in the channels-last layout (oneDNN's / tensor cores' native one): same values,
+# the RN50 trunk ~0.8x the time on CPU (docs/benchmarks/NOTES.md section 12)
+backbone_switches = dict(channels_last=True)
 # the real-time pixel decoder: depthwise-separable convs, per-level 1x1 fusion (see YOSONeck)
 neck_switches = dict(conv_type='separable', fuse='sum1x1')
 head_switches = dict(prompt_aggregator=dict(prompt_fusion, num_heads=8),

@@ -20,14 +20,14 @@ import warnings
 from typing import Iterator, Optional, Tuple
 
 import numpy as np
-from mmengine.fileio import load
 from mmengine.utils import ProgressBar
-from PIL import Image
 from pycocotools.coco import COCO
 
+from seg.datasets.annotation_checks import load_coco_json
 from seg.datasets.prompt_sampler import PromptSampler
+from seg.evaluation.panoptic_quality import read_panoptic_png
 from seg.utils.atomic_io import atomic_write_json
-from seg.utils.masks import rgb2id
+from seg.utils.validation import check_dir, load_json_file
 from seg.utils.versioned_file import check_versioned
 
 FORMAT = 'fastsam2-interactive-prompts'
@@ -39,10 +39,17 @@ OFFLINE_SAMPLER = PromptSampler(num_pos_points=(1, 3), num_neg_points=(0, 2), po
 
 def _instance_objects(ann_file: str, include_crowd: bool,
                       categories_file: Optional[str]) -> Tuple[list, list, Iterator]:
-    coco = COCO(ann_file)
+    coco = COCO()
+    coco.dataset = load_coco_json(ann_file)
+    coco.createIndex()
     # An instances json holds things only, unless it is COCO's panoptic "detection format",
     # which holds stuff too without an ``isthing`` key: ``categories_file`` supplies it.
-    known = {c['id']: c for c in load(categories_file)} if categories_file else {}
+    known = {}
+    if categories_file:
+        for c in load_json_file(categories_file, '--categories json', expect=list):
+            if not isinstance(c, dict) or 'id' not in c:
+                raise ValueError(f'{categories_file}: category {c!r:.100} has no "id"')
+            known[c['id']] = c
     cats = [dict(id=c['id'], name=c['name'],
                  isthing=int(known.get(c['id'], c).get('isthing', 1)))
             for c in coco.loadCats(coco.getCatIds())]
@@ -53,15 +60,24 @@ def _instance_objects(ann_file: str, include_crowd: bool,
         for ann in coco.loadAnns(coco.getAnnIds(imgIds=[img['id']])):
             if ann.get('iscrowd', 0) and not include_crowd:
                 continue
-            yield (ann['id'], ann['category_id'], isthing[ann['category_id']],
-                   coco.annToMask(ann).astype(bool))
+            try:
+                mask = coco.annToMask(ann).astype(bool)
+            except (ValueError, TypeError, IndexError, KeyError) as e:  # raised by pycocotools
+                raise ValueError(f"{ann_file}: annotation {ann['id']} has a segmentation that "
+                                 f'cannot be decoded ({e!r:.200})') from None
+            if 'height' in img and mask.shape != (img['height'], img['width']):
+                raise ValueError(f"{ann_file}: annotation {ann['id']} decodes to a mask of "
+                                 f"{mask.shape}, its image {img['file_name']} is "
+                                 f"({img['height']}, {img['width']})")
+            yield ann['id'], ann['category_id'], isthing[ann['category_id']], mask
 
     return cats, images, objects
 
 
 def _panoptic_objects(ann_file: str, panoptic_dir: str, include_crowd: bool) -> Tuple[list, list,
                                                                                      Iterator]:
-    raw = load(ann_file)
+    raw = load_coco_json(ann_file, panoptic=True)
+    check_dir(panoptic_dir, 'panoptic PNG folder')
     cats = [dict(id=c['id'], name=c['name'], isthing=int(c.get('isthing', 1)))
             for c in raw['categories']]
     isthing = {c['id']: c['isthing'] for c in cats}
@@ -73,9 +89,10 @@ def _panoptic_objects(ann_file: str, panoptic_dir: str, include_crowd: bool) -> 
         if ann is None:
             raise ValueError(f"{ann_file}: image {img['file_name']} has no panoptic annotation")
         png_path = osp.join(panoptic_dir, ann['file_name'])
-        if not osp.isfile(png_path):
-            raise FileNotFoundError(f'panoptic PNG not found: {png_path}')
-        ids = rgb2id(np.array(Image.open(png_path).convert('RGB')))
+        ids = read_panoptic_png(png_path)
+        if 'height' in img and ids.shape != (img['height'], img['width']):
+            raise ValueError(f"panoptic PNG {png_path} is {ids.shape}, its image "
+                             f"{img['file_name']} is ({img['height']}, {img['width']}) (H, W)")
         for seg in ann['segments_info']:
             if seg.get('iscrowd', 0) and not include_crowd:
                 continue
@@ -101,13 +118,13 @@ def coco_to_interactive_prompts(ann_file: str,
     """
     if on_bad_data not in ('error', 'skip'):
         raise ValueError(f"on_bad_data must be 'error' or 'skip', got {on_bad_data!r}")
-    if not osp.isfile(ann_file):
-        raise FileNotFoundError(f'COCO annotation file not found: {ann_file}')
     start = time.perf_counter()
     if panoptic_dir is None:
         cats, images, objects = _instance_objects(ann_file, include_crowd, categories_file)
     else:
         cats, images, objects = _panoptic_objects(ann_file, panoptic_dir, include_crowd)
+    if not images:
+        raise ValueError(f'{ann_file}: the image list is empty, no prompt to write')
     names = {c['id']: c['name'] for c in cats}
     prompts = []
     bar = ProgressBar(len(images))
@@ -140,5 +157,5 @@ def coco_to_interactive_prompts(ann_file: str,
 
 def load_interactive_prompts(path: str) -> dict:
     """Read a prompt file, checking its format and version; returns the parsed json."""
-    return check_versioned(load(path), path, FORMAT, VERSION, 'FastSAM2 interactive prompt file',
-                           'coco_to_interactive_prompts.py')
+    return check_versioned(load_json_file(path, 'interactive prompt file'), path, FORMAT, VERSION,
+                           'FastSAM2 interactive prompt file', 'coco_to_interactive_prompts.py')

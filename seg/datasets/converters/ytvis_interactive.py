@@ -27,14 +27,15 @@ import time
 from typing import Sequence
 
 import numpy as np
-from mmengine.fileio import load
 from mmengine.utils import ProgressBar
 from pycocotools import mask as mask_utils
 
+from seg.datasets.annotation_checks import load_ytvis_json
 from seg.datasets.clip_sampling import IntOrRange, as_range, key_frame_indices, tile_clips
 from seg.datasets.converters.coco_interactive import OFFLINE_SAMPLER
 from seg.datasets.prompt_sampler import PromptSampler
 from seg.utils.atomic_io import atomic_open
+from seg.utils.validation import check_file
 from seg.utils.versioned_file import check_versioned
 
 FORMAT = 'fastsam2-ytvis-interactive'
@@ -55,10 +56,8 @@ def ytvis_to_interactive_clips(ann_file: str,
                                num_extra_key_frames: int = 2,
                                sampler: PromptSampler = OFFLINE_SAMPLER) -> dict:
     """Write the clip/prompt pickle for a YouTube-VIS json. Returns a summary with throughput."""
-    if not osp.isfile(ann_file):
-        raise FileNotFoundError(f'YouTube-VIS annotation file not found: {ann_file}')
     start = time.perf_counter()
-    raw = load(ann_file)
+    raw = load_ytvis_json(ann_file)
     if not raw.get('annotations'):
         raise ValueError(f'{ann_file}: the annotation list is empty (or missing)')
     names = {c['id']: c['name'] for c in raw['categories']}
@@ -118,7 +117,11 @@ def _clip(video: dict, files: Sequence[str], anns: list, frames: list, names: di
 
 def load_ytvis_interactive_meta(path: str) -> dict:
     """Read a clip/prompt pickle, checking its format and version."""
-    with open(path, 'rb') as f:
-        meta = pickle.load(f)
+    with open(check_file(path, 'YouTube-VIS interactive meta file'), 'rb') as f:
+        try:
+            meta = pickle.load(f)
+        except (pickle.UnpicklingError, EOFError, ValueError, AttributeError, ImportError) as e:
+            raise ValueError(f'{path} is not a readable pickle (truncated or another format?): '
+                             f'{e!r:.200}') from None
     return check_versioned(meta, path, FORMAT, VERSION, 'FastSAM2 YouTube-VIS interactive meta file',
                            'ytvis_to_interactive_clips.py')

@@ -13,6 +13,10 @@ from mmdet.structures.bbox import BaseBoxes
 
 from seg.structures import scale_prompts
 
+# Resizing an integer image converts at most this many input elements to float at a time (8 MB),
+# so the memory of a resize scales with its output, not with a 48 MP input (576 MB as float).
+RESIZE_CHUNK_ELEMENTS = 2 * 2**20
+
 
 class ResizeLongestSideMixin:
     """Adds the ``resize_longest_side`` option to an mmdet data preprocessor (cooperative
@@ -59,8 +63,7 @@ def resize_sample(img: torch.Tensor, sample: DetDataSample, longest: int,
     if (new_h, new_w) == (h, w):
         return img
     sx, sy = new_w / w, new_h / h
-    img = F.interpolate(img[None].float(), size=(new_h, new_w), mode='bilinear',
-                        align_corners=False)[0]
+    img = resize_bilinear(img, (new_h, new_w))
     old_sx, old_sy = sample.metainfo.get('scale_factor', (1.0, 1.0))
     sample.set_metainfo(dict(img_shape=(new_h, new_w), scale_factor=(old_sx * sx, old_sy * sy)))
     if 'prompts' in sample:
@@ -80,11 +83,46 @@ def resize_sample(img: torch.Tensor, sample: DetDataSample, longest: int,
     return img
 
 
+def resize_bilinear(x: torch.Tensor, size: Sequence[int],
+                    chunk_elements: Optional[int] = None) -> torch.Tensor:
+    """``F.interpolate(x[None].float(), size, 'bilinear', align_corners=False)[0]`` of a
+    ``[C, H, W]`` tensor, in float32, without a float copy of the whole input when ``x`` is not
+    float (a uint8 image, a bool mask).
+
+    Bilinear resizing is separable: every output row blends two input rows, each resized along
+    the width first (the source rows, weights and order of operations of ``F.interpolate``'s
+    kernel, so the results agree to float rounding). Only the two source rows of a band of
+    output rows are converted to float at a time, at most ``chunk_elements`` input elements, so
+    the peak memory is the float output plus a bounded band. Smaller inputs take the plain
+    ``F.interpolate`` path. ``chunk_elements`` None: ``RESIZE_CHUNK_ELEMENTS``."""
+    chunk_elements = RESIZE_CHUNK_ELEMENTS if chunk_elements is None else chunk_elements
+    c, h, w = x.shape
+    new_h, new_w = (int(v) for v in size)
+    if x.is_floating_point() or 2 * x.numel() <= chunk_elements:
+        return F.interpolate(x[None].float(), size=(new_h, new_w), mode='bilinear',
+                             align_corners=False)[0]
+    # source rows and weights as ATen computes them for align_corners=False (float32 math)
+    scale = torch.tensor(h, dtype=torch.float32) / new_h
+    src = ((torch.arange(new_h, dtype=torch.float32) + 0.5) * scale - 0.5).clamp(min=0)
+    y0 = src.long().clamp(max=h - 1)
+    y1 = (y0 + 1).clamp(max=h - 1)
+    w1 = (src - y0.float()).to(x.device)[None, :, None]
+    y0, y1 = y0.to(x.device), y1.to(x.device)
+    out = torch.empty(c, new_h, new_w, dtype=torch.float32, device=x.device)
+    rows = max(1, chunk_elements // (2 * c * w))
+    for a in range(0, new_h, rows):
+        b = min(a + rows, new_h)
+        top, bottom = (F.interpolate(x.index_select(1, y[a:b]).float().reshape(1, -1, w),
+                                     size=new_w, mode='linear', align_corners=False
+                                     ).reshape(c, b - a, new_w) for y in (y0, y1))
+        out[:, a:b] = (1 - w1[:, a:b]) * top + w1[:, a:b] * bottom
+    return out
+
+
 def _resize_masks(masks: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     if masks.numel() == 0:
         return masks.new_zeros(masks.shape[0], *shape)
-    return F.interpolate(masks[None].float(), size=tuple(shape), mode='bilinear',
-                         align_corners=False)[0]
+    return resize_bilinear(masks, shape)
 
 
 def pad_prompt_masks(samples: List[DetDataSample], batch_input_shape: Sequence[int]) -> None:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from mmdet.models.data_preprocessors import TrackDataPreprocessor
 from mmdet.models.detectors import BaseDetector
 from mmdet.structures import DetDataSample, TrackDataSample
-from mmdet.structures.mask import BitmapMasks, mask2bbox
+from mmdet.structures.mask import mask2bbox
 from mmengine.structures import InstanceData
 from torch import nn
 
@@ -411,52 +411,6 @@ class RapSAM(BaseDetector):
     def _new_memory(self) -> StreamingMemory:
         return MODELS.build(copy.deepcopy(self.memory_cfg))
 
-    def _clip_targets(self, clip: List[DetDataSample], device: torch.device
-                      ) -> Tuple[InstanceData, list]:
-        """Segments of a clip as ``masks [N, T, H, W]`` and ``labels [N]``, plus per frame the clip
-        row of each target of that frame (to map prompt ``gt_ids``).
-
-        Images: thing instances in ``gt_instances`` order, then one segment per stuff label of
-        ``gt_sem_seg`` in ascending label order (the order ``GeneratePrompts`` indexes ``gt_ids`` in;
-        255 is void). Clips: one row per ``instances_ids`` value, in order of first appearance.
-        """
-        if len(clip) == 1:
-            return self._image_targets(clip[0], device)
-        ids, labels = [], []
-        for f in clip:
-            if 'instances_ids' not in f.gt_instances:
-                raise KeyError(f'video frame {f.metainfo.get("img_path")} has no '
-                               'gt_instances.instances_ids: clips need per-object ids')
-            for i, lab in zip(f.gt_instances.instances_ids.tolist(), f.gt_instances.labels.tolist()):
-                if i not in ids:
-                    ids.append(i)
-                    labels.append(lab)
-        h, w = clip[0].batch_input_shape
-        masks = torch.zeros(len(ids), len(clip), h, w, dtype=torch.bool, device=device)
-        row_maps = []
-        for t, f in enumerate(clip):
-            rows = torch.tensor([ids.index(i) for i in f.gt_instances.instances_ids.tolist()],
-                                dtype=torch.long, device=device)
-            if len(rows):
-                masks[rows, t] = _mask_tensor(f.gt_instances.masks, device)
-            row_maps.append(rows)
-        return InstanceData(labels=torch.tensor(labels, dtype=torch.long, device=device),
-                            masks=masks), row_maps
-
-    def _image_targets(self, sample: DetDataSample, device: torch.device) -> Tuple[InstanceData, list]:
-        gt = sample.gt_instances
-        labels, masks = [gt.labels.to(device)], [_mask_tensor(gt.masks, device)]
-        head = self.panoptic_head
-        if 'gt_sem_seg' in sample and head.num_stuff_classes > 0:
-            sem = sample.gt_sem_seg.sem_seg[0].to(device)
-            stuff = torch.unique(sem).sort().values
-            stuff = stuff[(stuff >= head.num_things_classes) & (stuff < head.num_classes)]
-            labels.append(stuff.long())
-            masks.append(sem[None] == stuff[:, None, None])
-        labels, masks = torch.cat(labels), torch.cat(masks)
-        return (InstanceData(labels=labels, masks=masks[:, None]),
-                [torch.arange(len(labels), device=device)])
-
     # ------------------------------------------------------------------ train
     def loss(self, batch_inputs: torch.Tensor, batch_data_samples: SampleList) -> Dict[str, torch.Tensor]:
         self._ensure_class_embeds()
@@ -466,26 +420,18 @@ class RapSAM(BaseDetector):
             student_feats = {**self.backbone.distill_feats, 'neck': _frames_first(feats)}
         frames = self._frames(batch_data_samples)
         input_hw = tuple(batch_inputs.shape[-2:])
-        targets, row_maps = [], []
-        for clip in frames:
-            tgt, maps = self._clip_targets(clip, feats.device)
-            if tgt.masks.shape[-2:] != batch_inputs.shape[-2:]:
-                raise ValueError(
-                    f'ground-truth masks {tuple(tgt.masks.shape[-2:])} do not match the batch input '
-                    f'{tuple(batch_inputs.shape[-2:])}: set pad_mask=True and pad_seg=True in the '
-                    'data preprocessor')
-            targets.append(tgt)
-            row_maps.append(maps)
+        head = self.panoptic_head
+        targets, row_maps = head.preprocess_gt(frames, input_hw, feats.device)
         groups = self._prompt_groups(frames)
-        group_targets = [self._group_targets(g, frames, row_maps, feats.device) for g in groups]
+        group_targets = [head.prompt_targets(g.prompts.gt_ids, row_maps[g.batch][g.frame],
+                                             frames[g.batch][g.frame]) for g in groups]
         texts = self._text_embeds(groups)
         groups = self._interactive_rounds(feats.detach(), groups, group_targets, targets, frames,
                                           input_hw, texts)
         tokens = self._encode_prompts(groups, feats, input_hw, texts)
         stream = self.memory_cfg is not None and feats.shape[2] > 1 and tokens is not None
-        out = self.panoptic_head(feats, None if stream else tokens, run_objects=True,
-                                 mask_refiner=self.mask_refiner, prompt_exits=self.prompt_exits,
-                                 multimask=True)
+        out = head(feats, None if stream else tokens, run_objects=True,
+                   mask_refiner=self.mask_refiner, prompt_exits=self.prompt_exits, multimask=True)
         prompt_targets, row_logits = None, None
         if stream:
             objects, prompt_targets, row_objects = self._stream_prompt_queries(
@@ -496,25 +442,10 @@ class RapSAM(BaseDetector):
             prompt_targets = torch.cat(group_targets)
             row_logits = out.final.prm_mask[torch.arange(len(prompt_targets), device=feats.device),
                                             tokens.frame_index]
-        losses = self.panoptic_head.loss(out, targets, prompt_targets, tokens, feats=feats)
+        losses = head.loss(out, targets, prompt_targets, tokens, feats=feats)
         if self.distill_loss is not None:
             losses.update(self._distill_losses(batch_inputs, groups, student_feats, row_logits))
         return losses
-
-    @staticmethod
-    def _group_targets(group: PromptGroup, frames: List[List[DetDataSample]], row_maps: list,
-                       device: torch.device) -> torch.Tensor:
-        """The target row (of its sample's ``_clip_targets``) of each prompt row, -1 for none."""
-        frame_map = row_maps[group.batch][group.frame]
-        gt_ids = group.prompts.gt_ids.to(device)
-        if (gt_ids >= len(frame_map)).any():
-            path = frames[group.batch][group.frame].metainfo.get('img_path')
-            raise ValueError(f'prompt gt_ids {gt_ids.tolist()} of {path} point past the '
-                             f'{len(frame_map)} ground-truth segments of that frame')
-        mapped = torch.full_like(gt_ids, -1)
-        ok = gt_ids >= 0
-        mapped[ok] = frame_map[gt_ids[ok]]
-        return mapped
 
     def _interactive_rounds(self, feats: torch.Tensor, groups: List[PromptGroup],
                             group_targets: List[torch.Tensor], targets: List[InstanceData],
@@ -860,7 +791,7 @@ class RapSAM(BaseDetector):
 
     def track_step(self, tracker: StreamingTracker, inputs: torch.Tensor, sample: DetDataSample,
                    step: int, decision: Optional[RouteDecision] = None, rescale: bool = True,
-                   track_others: bool = True) -> InstanceData:
+                   track_others: bool = True, grid: bool = False) -> InstanceData:
         """Segment one preprocessed frame ``[1, 3, H, W]`` of the video ``tracker`` follows:
         one head forward for all its objects, constant cost per frame.
 
@@ -877,6 +808,9 @@ class RapSAM(BaseDetector):
             rescale: masks at ``ori_shape`` (else ``img_shape``).
             track_others: False decodes the prompted objects only, and ``step`` may repeat the
                 last one: re-prompting the frame just tracked (a click on a live stream).
+            grid: masks as decoded, on the mask grid over the padded input ``[K, h, w]``
+                (``rescale`` ignored): for a caller that stores them small and resamples them
+                itself (``mask_geometry.to_output_res``), as the video predictor does.
 
         Returns:
             ``pred_instances`` (``mask_logits``, ``masks``, ``scores``, ``labels``,
@@ -904,7 +838,7 @@ class RapSAM(BaseDetector):
         final = out.final
         return _prompt_instances(final.prm_mask[:, 0], final.prm_cls,
                                  torch.tensor(ids, dtype=torch.long, device=inputs.device), sample,
-                                 input_hw, rescale, final.prm_iou)
+                                 input_hw, rescale, final.prm_iou, grid=grid)
 
     def _tracker_feats(self, tracker: StreamingTracker, inputs: torch.Tensor, use_pruner: bool,
                        masks: Optional[torch.Tensor]) -> torch.Tensor:
@@ -1003,12 +937,13 @@ def _clip_prompt_objects(batch: int, clip: List[DetDataSample], groups: List[Pro
 
 def _prompt_instances(logits: torch.Tensor, cls: torch.Tensor, obj_ids: torch.Tensor,
                       sample: DetDataSample, input_hw: tuple, rescale: bool,
-                      iou: Optional[torch.Tensor] = None) -> InstanceData:
+                      iou: Optional[torch.Tensor] = None, grid: bool = False) -> InstanceData:
     """Per-object mask logits ``[N, h, w]``, class logits ``[N, K+1]`` and predicted IoU ``[N]``
     (None: none) -> ``pred_instances``; the scores are the predicted IoU, else the top class
-    probability."""
+    probability. ``grid``: the masks stay on the mask grid (not resampled)."""
     probs, labels = cls[:, :-1].softmax(-1).max(-1)
-    logits = to_output_res(logits, sample, input_hw, rescale)
+    if not grid:
+        logits = to_output_res(logits, sample, input_hw, rescale)
     return InstanceData(mask_logits=logits, masks=logits > 0, labels=labels,
                         scores=probs if iou is None else iou, instances_id=obj_ids)
 
@@ -1020,12 +955,6 @@ def _empty_instances(sample: DetDataSample, rescale: bool, device: torch.device)
                         labels=torch.zeros(0, dtype=torch.long, device=device),
                         scores=torch.zeros(0, device=device),
                         instances_id=torch.zeros(0, dtype=torch.long, device=device))
-
-
-def _mask_tensor(masks, device: torch.device) -> torch.Tensor:
-    if isinstance(masks, BitmapMasks):
-        return masks.to_tensor(dtype=torch.bool, device=device)
-    return torch.as_tensor(masks, device=device).bool()
 
 
 def _frames_first(feats: torch.Tensor) -> torch.Tensor:

@@ -35,9 +35,13 @@ class StreamingTracker:
     3. the head decodes all of them on frame t's feature (prompt queries only); its prompt refiner,
        if any, corrects every mask per pixel from the object's dense prompts: the propagated mask
        for a tracked object, the given mask prompt and clicks for a prompted one;
-    4. the memory takes the result: ``add_object`` for prompted objects (storing the mask prompt
-       itself where one was given), ``update`` for the others (the language guard may reject it,
-       and then that frame neither feeds the next one nor enters the memory).
+    4. the memory takes the result: ``add_object`` for prompted objects, ``update`` for the
+       others (the language guard may reject it, and then that frame neither feeds the next one
+       nor enters the memory). A mask prompt given alone is the object's mask on that frame (a
+       VOS reference mask): the memory stores it as given. A mask prompt with clicks or a box is
+       the mask they correct (SAM2's previous-mask input: the tracked mask of a corrected frame,
+       or the previous prediction in training's correction rounds): the memory stores the
+       decoded, corrected mask.
 
     The memory is bounded and every step touches only its entries, so memory and compute per
     frame do not grow with the length of the video.
@@ -156,10 +160,12 @@ class StreamingTracker:
         final = out.final
         embeds = F.normalize(final.prm_cls_embed, dim=-1)
         logits = final.prm_mask[:, 0]
+        if num_new:  # a mask prompt alone is remembered as given (class docstring, step 4)
+            given = (prompts.mask_valid & ~prompts.point_valid.any(1) & ~prompts.box_valid).tolist()
         for j, obj_id in enumerate(prompt_ids):
             row = len(tracked) + j
             self.queries[obj_id] = new_q[0, j]
-            mask = prompts.mask_logits[j] if prompts.mask_valid[j] else logits[row]
+            mask = prompts.mask_logits[j] if given[j] else logits[row]
             text = prompts.text_embed[j] if prompts.text_valid[j] else None
             self.memory.add_object(obj_id, frame_id, embeds[row], mask, text_embed=text)
         if tracked:

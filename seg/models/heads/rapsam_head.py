@@ -1,4 +1,5 @@
-"""RapSAM decoder head: shared object/prompt queries over a clip, adaptors, and training losses."""
+"""RapSAM decoder head: shared object/prompt queries over a clip, adaptors, and training targets and
+losses."""
 import dataclasses
 import math
 import numbers
@@ -10,6 +11,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.ops import point_sample
 from mmdet.models.utils import get_uncertain_point_coords_with_randomness
+from mmdet.structures import DetDataSample
+from mmdet.structures.mask import BitmapMasks
 from mmengine.dist import all_reduce
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
@@ -440,7 +443,8 @@ class RapSAMVideoHead(BaseModule):
         refined = self.prompt_refiner(projected[b, :, t], masks[rows, t], tokens.mask_logits,
                                       tokens.mask_valid, tokens.point_coords, tokens.point_labels,
                                       tokens.propagated, projected=True)
-        return masks.index_put((rows, t), refined)
+        # under autocast the refiner's output may differ from the decoder's mask dtype
+        return masks.index_put((rows, t), refined.to(masks.dtype))
 
     @staticmethod
     def _check_feats(feats: torch.Tensor) -> None:
@@ -486,6 +490,60 @@ class RapSAMVideoHead(BaseModule):
         mask_logits[b_idx[rows], slot[rows], t_idx[rows]] = prompts.mask_logits[rows].to(mask_logits.dtype)
         return mask_logits
 
+    # ------------------------------------------------------------------ targets
+    def preprocess_gt(self, frames: List[List[DetDataSample]], input_hw: Tuple[int, int],
+                      device: torch.device) -> Tuple[List[InstanceData], List[List[torch.Tensor]]]:
+        """The ground truth of a batch (per sample, its frames) -> the ``targets`` of ``loss`` and,
+        per sample and frame, the target row of each of that frame's segments (``prompt_targets``
+        maps the prompts' ``gt_ids`` through it).
+
+        A sample's targets are ``masks [N, T, H, W]`` (bool, the padded input size ``input_hw``)
+        and ``labels [N]``. Images: thing instances in ``gt_instances`` order, then one segment
+        per stuff label of ``gt_sem_seg`` in ascending label order (the order ``GeneratePrompts``
+        indexes ``gt_ids`` in; 255 is void). Clips: one row per ``instances_ids`` value, in order
+        of first appearance.
+        """
+        targets, row_maps = [], []
+        for clip in frames:
+            tgt, maps = self._image_targets(clip[0], device) if len(clip) == 1 else \
+                _clip_targets(clip, device)
+            if tgt.masks.shape[-2:] != input_hw:
+                raise ValueError(
+                    f'ground-truth masks {tuple(tgt.masks.shape[-2:])} do not match the batch input '
+                    f'{tuple(input_hw)}: set pad_mask=True and pad_seg=True in the data '
+                    'preprocessor')
+            targets.append(tgt)
+            row_maps.append(maps)
+        return targets, row_maps
+
+    def _image_targets(self, sample: DetDataSample, device: torch.device
+                       ) -> Tuple[InstanceData, List[torch.Tensor]]:
+        gt = sample.gt_instances
+        labels, masks = [gt.labels.to(device)], [_mask_tensor(gt.masks, device)]
+        if 'gt_sem_seg' in sample and self.num_stuff_classes > 0:
+            sem = sample.gt_sem_seg.sem_seg[0].to(device)
+            stuff = torch.unique(sem).sort().values
+            stuff = stuff[(stuff >= self.num_things_classes) & (stuff < self.num_classes)]
+            labels.append(stuff.long())
+            masks.append(sem[None] == stuff[:, None, None])
+        labels, masks = torch.cat(labels), torch.cat(masks)
+        return (InstanceData(labels=labels, masks=masks[:, None]),
+                [torch.arange(len(labels), device=device)])
+
+    @staticmethod
+    def prompt_targets(gt_ids: torch.Tensor, row_map: torch.Tensor, sample: DetDataSample
+                       ) -> torch.Tensor:
+        """The target row (of ``preprocess_gt``'s targets) of each prompt row of frame ``sample``:
+        its segment ``gt_ids`` (-1: drawn from none) through that frame's ``row_map``; -1 for none."""
+        gt_ids = gt_ids.to(row_map.device)
+        if (gt_ids >= len(row_map)).any():
+            raise ValueError(f'prompt gt_ids {gt_ids.tolist()} of {sample.metainfo.get("img_path")} '
+                             f'point past the {len(row_map)} ground-truth segments of that frame')
+        mapped = torch.full_like(gt_ids, -1)
+        ok = gt_ids >= 0
+        mapped[ok] = row_map[gt_ids[ok]]
+        return mapped
+
     # ------------------------------------------------------------------ losses
     def loss(self, out: HeadOutput, targets: List[InstanceData],
              prompt_targets: Optional[torch.Tensor] = None,
@@ -513,9 +571,10 @@ class RapSAMVideoHead(BaseModule):
 
         Args:
             out: ``forward`` output.
-            targets: per sample, ``labels`` [N] and ``masks`` [N, T, H, W] (padded input size).
+            targets: per sample, ``labels`` [N] and ``masks`` [N, T, H, W] (padded input size), as
+                ``preprocess_gt`` builds them from the data samples.
             prompt_targets: [N_prompts] row of the sample's ``targets`` each prompt must segment
-                (-1: no target, the prompt is skipped).
+                (-1: no target, the prompt is skipped; ``prompt_targets``).
             prompts: the encoded prompts (for their sample index).
             feats: the neck features ``[B, C, T, h, w]`` decoded; needed by DPSR on clips.
         """
@@ -697,6 +756,37 @@ class RapSAMVideoHead(BaseModule):
         loss_dice = self.loss_dice(pred, tgt, avg_factor=num)
         loss_mask = self.loss_mask(pred.reshape(-1), tgt.reshape(-1), avg_factor=num * pred.shape[1])
         return loss_mask, loss_dice
+
+
+def _clip_targets(clip: List[DetDataSample], device: torch.device
+                  ) -> Tuple[InstanceData, List[torch.Tensor]]:
+    """A clip's targets and row maps (see ``RapSAMVideoHead.preprocess_gt``)."""
+    ids, labels = [], []
+    for f in clip:
+        if 'instances_ids' not in f.gt_instances:
+            raise KeyError(f'video frame {f.metainfo.get("img_path")} has no '
+                           'gt_instances.instances_ids: clips need per-object ids')
+        for i, lab in zip(f.gt_instances.instances_ids.tolist(), f.gt_instances.labels.tolist()):
+            if i not in ids:
+                ids.append(i)
+                labels.append(lab)
+    h, w = clip[0].batch_input_shape
+    masks = torch.zeros(len(ids), len(clip), h, w, dtype=torch.bool, device=device)
+    row_maps = []
+    for t, f in enumerate(clip):
+        rows = torch.tensor([ids.index(i) for i in f.gt_instances.instances_ids.tolist()],
+                            dtype=torch.long, device=device)
+        if len(rows):
+            masks[rows, t] = _mask_tensor(f.gt_instances.masks, device)
+        row_maps.append(rows)
+    return InstanceData(labels=torch.tensor(labels, dtype=torch.long, device=device),
+                        masks=masks), row_maps
+
+
+def _mask_tensor(masks, device: torch.device) -> torch.Tensor:
+    if isinstance(masks, BitmapMasks):
+        return masks.to_tensor(dtype=torch.bool, device=device)
+    return torch.as_tensor(masks, device=device).bool()
 
 
 def sample_clip_points(masks: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:

@@ -49,7 +49,8 @@ class LocalMaskWarp(BaseModule):
             raise ValueError(f'LocalMaskWarp.keys: expects [N, {self.key_proj.in_channels}, h, w], '
                              f'got {tuple(feat.shape)}')
         cells = F.adaptive_avg_pool2d(image, feat.shape[-2:])
-        patches = F.unfold(cells, 3, padding=1).view(len(image), 27, *feat.shape[-2:])
+        # shape[0], not len(): the ONNX tracer records len() as a constant
+        patches = F.unfold(cells, 3, padding=1).view(image.shape[0], 27, *feat.shape[-2:])
         patches = patches - patches.mean(1, keepdim=True)
         return torch.cat([self.feat_weight * F.normalize(self.key_proj(feat), dim=1),
                           self.image_weight * F.normalize(patches, dim=1)], dim=1)
@@ -69,5 +70,5 @@ class LocalMaskWarp(BaseModule):
         # window cells outside the frame take no weight (zero padding would vote for background)
         inside = F.unfold(keys.new_ones(1, 1, h, w), size, padding=pad).view(size * size, h * w)
         weights = sim.masked_fill(inside == 0, float('-inf')).softmax(0)  # [S, hw]
-        moved = F.unfold(probs[:, None], size, padding=pad).view(len(probs), size * size, h * w)
+        moved = F.unfold(probs[:, None], size, padding=pad).view(probs.shape[0], size * size, h * w)
         return (moved * weights).sum(1).view(-1, h, w)

@@ -1,6 +1,8 @@
-"""Where a mask grid lies on the image: resampling grid logits to the image, and the grid cells
-inside the image (not in the batch padding)."""
-from typing import Tuple
+"""Where a mask grid lies on the image: resampling grid logits to the image (as logits, or as
+binary masks at one byte per output pixel), and the grid cells inside the image (not in the batch
+padding)."""
+from functools import lru_cache
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +19,100 @@ def to_output_res(logits: torch.Tensor, sample: DetDataSample, input_hw: Tuple[i
     if rescale:
         up = F.interpolate(up, size=tuple(sample.ori_shape[:2]), mode='bilinear', align_corners=False)
     return up[0]
+
+
+# float elements resampled at once (256 MB): a 1080p batch of masks goes in one call, an
+# 8000 x 6000 image one mask at a time
+UPSAMPLE_CHUNK_ELEMENTS = 64 * 2 ** 20
+# ``to_output_masks`` interpolates boundary pixels at ~20 bytes of index and value each; above
+# this share of the output they are (a noisy mask), resampling every pixel is cheaper
+BOUNDARY_SHARE_DENSE = 0.25
+
+
+@lru_cache(maxsize=64)
+def resample_matrix(grid: int, padded: int, valid: int, out: Optional[int],
+                    device: torch.device = torch.device('cpu')) -> torch.Tensor:
+    """``[out, grid]``: the linear map ``to_output_res`` applies along one axis (bilinear from the
+    grid to the padded input, crop to the ``valid`` image part, bilinear to ``out``; ``out=None``:
+    no second resize). Bilinear resampling is separable, so the 2-D chain is ``Mh @ X @ Mw.T``;
+    the rows are found by sending each grid cell's unit impulse through the same interpolations."""
+    impulses = torch.eye(grid, device=device)[None, :, :, None]  # channel k: cell k set
+    m = F.interpolate(impulses, size=(padded, 1), mode='bilinear', align_corners=False)[:, :, :valid]
+    if out is not None:
+        m = F.interpolate(m, size=(out, 1), mode='bilinear', align_corners=False)
+    return m[0, :, :, 0].T.contiguous()
+
+
+def to_output_masks(logits: torch.Tensor, sample: DetDataSample, input_hw: Tuple[int, int],
+                    rescale: bool, threshold: float = 0.0) -> torch.Tensor:
+    """bool ``[N, H, W]``: ``to_output_res(logits, ...) > threshold`` without the float image.
+
+    An output pixel's value is a convex combination (non-negative weights summing to one) of the
+    grid cells in its support, so where every cell of the support lies on one side of the
+    threshold the pixel does too: those pixels are copied from the grid (a gather, one byte per
+    output pixel). Only the pixels whose support is mixed, a band along the mask boundaries, are
+    interpolated, from their few cells, ``UPSAMPLE_CHUNK_ELEMENTS`` / 16 at a time. Masks that
+    are mostly boundary (above ``BOUNDARY_SHARE_DENSE`` of the output: noise) are resampled in
+    full instead, a few at a time. Equal to thresholding ``to_output_res`` except where the value
+    lies within float rounding (~1e-6) of the threshold."""
+    n, h, w = logits.shape
+    img_h, img_w = sample.img_shape[:2]
+    out_h, out_w = sample.ori_shape[:2] if rescale else (img_h, img_w)
+    dev = logits.device
+    rows_plan = _axis_plan(h, input_hw[0], img_h, out_h if rescale else None, dev)
+    cols_plan = _axis_plan(w, input_hw[1], img_w, out_w if rescale else None, dev)
+    (r_counts, kh, rows, wr), (c_counts, kw, cols, wc) = rows_plan, cols_plan
+    if n == 0:
+        return torch.zeros((0, out_h, out_w), dtype=torch.bool, device=dev)
+    # pad so every window [i, i + k) of the grid exists; padded cells carry zero weight
+    x = F.pad(logits.float()[:, None], (0, kw - 1, 0, kh - 1), mode='replicate')[:, 0]
+    above = (x > threshold).float()[:, None]
+    all_above = -F.max_pool2d(-above, (kh, kw), stride=1)[:, 0] > 0
+    # windows no output starts in (grid cells in the padding) need no interpolation
+    mixed = (F.max_pool2d(above, (kh, kw), stride=1)[:, 0].bool() & ~all_above
+             & (r_counts > 0)[:, None] & (c_counts > 0)[None])
+    # outputs starting in window i are consecutive: expand each window to them (columns first,
+    # on the few grid rows; the rows are then whole-row copies)
+    out = all_above.repeat_interleave(c_counts, dim=2).repeat_interleave(r_counts, dim=1)
+    per_cell = rows.shape[1] * cols.shape[1]
+    dense = (mixed.flatten(1).sum(1) * per_cell > BOUNDARY_SHARE_DENSE * out_h * out_w).nonzero()[:, 0]
+    mixed[dense] = False
+    step = max(1, UPSAMPLE_CHUNK_ELEMENTS // (out_h * out_w))
+    for k in range(0, len(dense), step):
+        ks = dense[k:k + step]
+        out[ks] = to_output_res(logits[ks], sample, input_hw, rescale) > threshold
+    b, i, j = mixed.nonzero(as_tuple=True)
+    windows = x.unfold(1, kh, 1).unfold(2, kw, 1)  # [N, h, w, kh, kw], a view
+    chunk = max(1, UPSAMPLE_CHUNK_ELEMENTS // 16 // per_cell)
+    for s in range(0, len(b), chunk):
+        bs, is_, js = b[s:s + chunk], i[s:s + chunk], j[s:s + chunk]
+        vals = wr[is_] @ windows[bs, is_, js] @ wc[js].transpose(1, 2) > threshold  # [M, Lh, Lw]
+        flat = (bs[:, None, None] * out_h + rows[is_][:, :, None]) * out_w + cols[js][:, None, :]
+        out.view(-1).scatter_(0, flat.flatten(), vals.flatten())
+    return out
+
+
+@lru_cache(maxsize=64)
+def _axis_plan(grid: int, padded: int, valid: int, out: Optional[int], device: torch.device) -> tuple:
+    """For one axis' ``resample_matrix`` ``[out, grid]``: per window start ``i`` the number of
+    outputs whose support starts at cell ``i`` (they are consecutive), the window length ``k``
+    covering every output's support, the outputs of each window (``rows [grid, L]``; a window
+    with fewer than L repeats its last output, which rewrites the same value) and their weights
+    on the window (``[grid, L, k]``)."""
+    m = resample_matrix(grid, padded, valid, out, device)
+    nz = m != 0
+    first = nz.float().argmax(1)
+    last = m.shape[1] - 1 - nz.flip(1).float().argmax(1)
+    k = int((last - first).max()) + 1
+    counts = torch.bincount(first, minlength=m.shape[1])
+    starts = torch.cumsum(counts, 0) - counts  # ``first`` is non-decreasing along the outputs
+    span = torch.arange(int(counts.max()), device=m.device)
+    rows = starts[:, None] + torch.minimum(span, (counts[:, None] - 1).clamp(min=0))
+    rows = rows.clamp(max=m.shape[0] - 1)
+    padded_m = F.pad(m, (0, k - 1))
+    cells = torch.arange(m.shape[1], device=m.device)[:, None] + torch.arange(k, device=m.device)
+    weights = padded_m[rows[:, :, None], cells[:, None, :]]  # [grid, L, k]
+    return counts, k, rows, weights
 
 
 def image_region(sample: DetDataSample, input_hw: Tuple[int, int], grid_hw: Tuple[int, int],

@@ -41,10 +41,15 @@ class _ObjectMemory:
 class StreamingMemory(nn.Module):
     """Per-object long memory (key frames) + short memory (last frames), bounded in size.
 
-    - Long memory holds the prompted frames (``add_object``; never evicted) and key frames: an
-      accepted update whose score is at least ``key_frame_score_thr`` and that comes at least
-      ``key_frame_interval`` frames after the object's last key frame. When long memory is full the
-      oldest non-prompted key frame makes room; prompted frames count towards ``long_capacity``.
+    - Long memory holds the prompted frames (``add_object``) and key frames: an accepted update
+      whose score is at least ``key_frame_score_thr`` and that comes at least
+      ``key_frame_interval`` frames after the object's last key frame. Prompted frames count
+      towards ``long_capacity``. When long memory is full, a key frame makes room (the oldest);
+      a new prompted frame with no key frame left to evict replaces the oldest prompted frame
+      but the object's first one (its reference; with ``long_capacity=1`` the newest prompt
+      replaces it). So an object may be prompted on any number of frames: it remembers the
+      first and the ``long_capacity - 1`` newest (SAM2 keeps every conditioning frame; a
+      bounded memory keeps the per-frame cost constant instead).
     - Short memory holds the last ``short_capacity`` accepted updates (FIFO).
     - Language guard: an object added with a ``text_embed`` rejects every update whose embedding has a
       cosine similarity below ``text_sim_thr`` to it (drift to another object); rejected updates are
@@ -56,7 +61,8 @@ class StreamingMemory(nn.Module):
     unless ``detach=False`` (backpropagation through time inside a training clip).
 
     Args:
-        long_capacity: max long-memory entries per object (prompted frames included).
+        long_capacity: max long-memory entries per object (prompted frames included; see
+            above for which prompted frames stay when there are more).
         short_capacity: max short-memory entries per object.
         key_frame_interval: min frames between two key frames of an object.
         key_frame_score_thr: min update score for a key frame.
@@ -105,8 +111,10 @@ class StreamingMemory(nn.Module):
                    text_embed: Optional[Tensor] = None) -> None:
         """Store a prompted frame of an object (new, or re-prompted) in its long memory.
 
-        A prompt on a frame that already has a prompted entry replaces it. ``text_embed`` [C] (same
-        space as ``embed``) switches on the language guard; a later call without it keeps the old.
+        A prompt on a frame that already has a prompted entry replaces it; with the long memory
+        full of prompted frames, the oldest one but the first makes room (class docstring).
+        ``text_embed`` [C] (same space as ``embed``) switches on the language guard; a later call
+        without it keeps the old.
         """
         self._check_entry(obj_id, embed, mask)
         if text_embed is not None and text_embed.shape != embed.shape:
@@ -118,16 +126,13 @@ class StreamingMemory(nn.Module):
                                 last_key_frame=frame_id, mask_shape=mask.shape,
                                 embed_dim=embed.shape[0])
         self._check_same_shapes(obj_id, obj, embed, mask)
-        long = [e for e in obj.long if not (e.prompted and e.frame_id == frame_id)]
-        if sum(e.prompted for e in long) >= self.long_capacity:
-            raise ValueError(f'StreamingMemory: object {obj_id!r} already has long_capacity='
-                             f'{self.long_capacity} prompted frames, which are never evicted; raise '
-                             f'long_capacity')
         self._objects[obj_id] = obj
-        obj.long = long
+        obj.long = [e for e in obj.long if not (e.prompted and e.frame_id == frame_id)]
         if text_embed is not None:
             obj.text_embed = self._store(text_embed)
-        self._make_room(obj)
+        if not self._make_room(obj):  # every slot holds a prompted frame
+            prompted = [i for i, e in enumerate(obj.long) if e.prompted]
+            del obj.long[prompted[1] if len(prompted) > 1 else prompted[0]]
         obj.long.append(MemoryEntry(frame_id, self._store(embed), self._store(mask), prompted=True))
         obj.long.sort(key=lambda e: e.frame_id)
         obj.last_key_frame = max(obj.last_key_frame, frame_id)

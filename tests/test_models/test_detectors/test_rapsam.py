@@ -208,14 +208,13 @@ def _spy_router(model, monkeypatch) -> list:
 
 def test_router_once_per_forward_and_the_head_runs_what_it_decided(fastsam2, fastsam2_video, monkeypatch):
     routed = _spy_router(fastsam2, monkeypatch)
-    # interactive image (auto): 2 prompt queries, 1 stage, pruner on
+    # interactive image (auto): 2 prompt queries, 1 stage, no pruning (the default rules)
     calls = _spy_decoder(fastsam2)
     out = _predict(fastsam2, [packed_image(with_gt=False)])[0]
     assert routed == [('interactive', {'point', 'box', 'mask', 'text'}, 1)]
-    assert fastsam2.last_decision == RouteDecision(1, 'prompt', False, True)
-    # (the pruner sees the 4x4 = 16 stride-16 tokens of the 64x64 input)
+    assert fastsam2.last_decision == RouteDecision(1, 'prompt', False, False)
     assert _unspy(calls) == {'stage0': [2], 'stage1': [], 'panoptic_adaptor': [], 'prompt_adaptor': [2],
-                             'pruner': [16]}
+                             'pruner': []}
     assert len(out.pred_instances) == 2
     # panoptic image: the 10 object queries, both stages, no pruning
     calls = _spy_decoder(fastsam2)
@@ -237,15 +236,17 @@ def test_router_once_per_forward_and_the_head_runs_what_it_decided(fastsam2, fas
     calls = _spy_decoder(fastsam2_video)
     _predict(fastsam2_video, [packed_clip(t=3)])
     assert routed == [('vos', {'point', 'box', 'mask', 'text'}, 3)]
-    assert fastsam2_video.last_decision == RouteDecision(2, 'prompt', True, True)
+    assert fastsam2_video.last_decision == RouteDecision(2, 'prompt', True, False)
     calls = _unspy(calls)
     assert calls['stage0'] == calls['stage1'] == calls['prompt_adaptor'] == [2, 2, 2]
-    assert calls['panoptic_adaptor'] == [] and calls['pruner'] == [16, 16, 16]  # a frame per call
+    assert calls['panoptic_adaptor'] == [] and calls['pruner'] == []
 
 
 def test_pruner_token_count_follows_the_route(fastsam2):
-    """The pruner scores the stride-16 tokens of each frame (4x4 for 64x64 inputs); pruning is
-    off for panoptic routing."""
+    """Where a rule turns it on (off by default, see TaskRouter), the pruner scores the stride-16
+    tokens of each frame (4x4 for 64x64 inputs); pruning stays off for panoptic routing."""
+    fastsam2 = copy.deepcopy(fastsam2)
+    fastsam2.task_router.rules['interactive']['use_pruner'] = True
     pruner = fastsam2.backbone.token_pruner
     assert isinstance(pruner, TokenPruner)
     pruner.last_keep_idx = None
@@ -332,7 +333,8 @@ def _track(model, tracker, step, frame, prompts=None, sample=None):
 
 
 def test_track_step_stream(fastsam2):
-    model = fastsam2
+    model = copy.deepcopy(fastsam2)
+    model.task_router.rules['vos']['use_pruner'] = True  # off by default; its cached scores are checked
     tracker = model.new_tracker()
     frame = lambda: packed_image(with_gt=False, prompts=False)['inputs']  # noqa: E731
     pruner = model.backbone.token_pruner
@@ -481,7 +483,7 @@ def test_predictor_path_runs_the_fastsam2_config():
 
     res = run(build_prompts(points=[[(45, 30)]], point_labels=[[1]]))
     assert res.pred_instances.masks.shape == (1, 60, 90)
-    assert model.last_decision == RouteDecision(1, 'prompt', False, True)
+    assert model.last_decision == RouteDecision(1, 'prompt', False, False)
     assert run(None).pred_panoptic_seg.sem_seg.shape == (1, 60, 90)
 
 

@@ -95,16 +95,16 @@ def test_prompt_refiner_corrects_every_frame_from_the_propagated_mask():
         lambda m, args, kwargs, out: calls.append(dict(sig.bind(*args, **kwargs).arguments,
                                                        out=out)), with_kwargs=True)
     feat = _feat()
-    p = build_prompts(points=[[[4, 5]], [[20, 20]]], point_labels=[[1], [1]])
+    p = build_prompts(points=[[[4, 5]], []], point_labels=[[1], []])
     p.masks = torch.zeros(2, H, W)
-    p.masks[1, :16, :16] = 1  # object 2 also has a mask prompt
+    p.masks[1, :16, :16] = 1  # object 2 has a mask prompt (alone)
     tokens = _tokens(head, feat, p)
     _, out = tracker.step(head, feat, 0, tokens, [1, 2])
     # the prompted frame: each row's own clicks and mask prompt (where given)
     (call, ) = calls
     assert call['prompt_valid'].tolist() == [False, True]
     torch.testing.assert_close(call['prompt_logits'][1], tokens.mask_logits[1])
-    assert (call['point_labels'] == POSITIVE).sum(1).tolist() == [1, 1]
+    assert (call['point_labels'] == POSITIVE).sum(1).tolist() == [1, 0]
     torch.testing.assert_close(out.final.prm_mask[:, 0], call['out'])
     # the memory keeps a given mask prompt itself rather than the decoded mask
     prev = torch.stack([out.final.prm_mask[0, 0], tokens.mask_logits[1]])
@@ -147,15 +147,23 @@ def test_objects_added_reprompted_and_removed_mid_stream():
 
 
 @torch.no_grad()
-def test_mask_prompt_itself_enters_the_memory():
+def test_a_mask_prompt_alone_enters_the_memory_a_corrected_one_does_not():
+    """A mask prompt alone is the object's mask (a VOS reference); with clicks or a box it is
+    the mask they correct (a tracked mask, a previous prediction): the decoded one is kept."""
     head, tracker = _head(), _tracker()
     feat = _feat()
-    p = _click()
-    p.masks = torch.zeros(1, H, W)
-    p.masks[0, :16, :16] = 1
+    p = build_prompts(points=[[], [[4, 5]], []], point_labels=[[], [0], []],
+                      bboxes=torch.tensor([[0., 0, 0, 0], [0, 0, 0, 0], [2, 2, 30, 30]]),
+                      box_valid=[False, False, True])
+    p.masks = torch.zeros(3, H, W)
+    p.masks[:, :16, :16] = 1
     tokens = _tokens(head, feat, p)
-    tracker.step(head, feat, 0, tokens, [1])
-    torch.testing.assert_close(tracker.memory.fetch(0)[1].masks[0], tokens.mask_logits[0])
+    _, out = tracker.step(head, feat, 0, tokens, [1, 2, 3])
+    memory = tracker.memory.fetch(0)
+    torch.testing.assert_close(memory[1].masks[0], tokens.mask_logits[0])
+    for row in (1, 2):
+        torch.testing.assert_close(memory[row + 1].masks[0], out.final.prm_mask[row, 0])
+        assert not torch.allclose(memory[row + 1].masks[0], tokens.mask_logits[row])
 
 
 @torch.no_grad()
@@ -204,9 +212,8 @@ def test_mask_warp_moves_tracked_masks_with_the_image_and_only_from_the_last_fra
     g = torch.Generator().manual_seed(0)
     image = torch.nn.functional.interpolate(torch.randn(1, 3, 8, 8, generator=g), size=(H, W),
                                             mode='bilinear', align_corners=False)
-    p = build_prompts(points=[[[12, 12]]], point_labels=[[1]])
-    p.masks = torch.zeros(1, H, W)
-    p.masks[0, 8:20, 8:20] = 1  # cells 2..4 of the 8x8 grid
+    p = build_prompts(masks=torch.zeros(1, H, W))
+    p.masks[0, 8:20, 8:20] = 1  # cells 2..4 of the 8x8 grid: remembered as given
     feat = _feat()
     tracker.step(head, feat, 0, _tokens(head, feat, p), [1], image=image)
     shifted = torch.roll(image, shifts=(4, 4), dims=(-2, -1))  # one cell down and right

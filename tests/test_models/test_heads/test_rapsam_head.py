@@ -1,10 +1,13 @@
 """RapSAMVideoHead: routed decoding (stages / query sets), routed prompt exits, the IoU head, the
-final-step mask refiner, DPSR."""
+final-step mask refiner, DPSR, training targets from data samples."""
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
-from mmengine.structures import InstanceData
+from mmdet.structures import DetDataSample
+from mmdet.structures.mask import BitmapMasks
+from mmengine.structures import InstanceData, PixelData
 
 from seg.models.heads import HeadOutput, StepOutput
 from seg.models.heads.iou_head import grid_mask_iou
@@ -299,3 +302,64 @@ def test_iou_head_trained_alone_calibrates_to_the_mask_iou():
     with torch.no_grad():
         err = (head.iou_head(queries) - known).abs()
     assert before > 0.15 and err.max() < 0.05, (before, err)
+
+
+# ------------------------------------------------------------------------------------- targets
+def _gt_frame(ids, labels, boxes, path='f.jpg') -> DetDataSample:
+    """A padded frame (``batch_input_shape`` H x W) with one box mask per instance."""
+    m = np.zeros((len(ids), H, W), np.uint8)
+    for k, (y0, y1, x0, x1) in enumerate(boxes):
+        m[k, y0:y1, x0:x1] = 1
+    s = DetDataSample(metainfo=dict(img_path=path, batch_input_shape=(H, W)))
+    s.gt_instances = InstanceData(labels=torch.tensor(labels), masks=BitmapMasks(m, H, W),
+                                  instances_ids=torch.tensor(ids))
+    return s
+
+
+def test_image_targets_are_the_things_then_each_stuff_label_in_ascending_order():
+    head = _head()  # things 0..2, stuff 3..4
+    sample = _gt_frame([7, 8], [1, 0], [(0, 4, 0, 4), (10, 20, 10, 20)])
+    sem = torch.full((1, H, W), 255, dtype=torch.long)  # void
+    sem[0, 20:, :] = 4
+    sem[0, :8, 16:] = 3
+    sem[0, 10:20, 10:20] = 0  # a thing label: the thing comes from gt_instances, not from here
+    sem[0, 30:, 30:] = 9  # outside the head's classes: ignored
+    sample.gt_sem_seg = PixelData(sem_seg=sem)
+    (tgt, ), ((rows, ), ) = head.preprocess_gt([[sample]], (H, W), torch.device('cpu'))
+    assert tgt.labels.tolist() == [1, 0, 3, 4] and tgt.masks.shape == (4, 1, H, W)
+    assert tgt.masks.dtype == torch.bool
+    assert torch.equal(tgt.masks[:2, 0], sample.gt_instances.masks.to_tensor(torch.bool, 'cpu'))
+    assert torch.equal(tgt.masks[2, 0], sem[0] == 3) and torch.equal(tgt.masks[3, 0], sem[0] == 4)
+    assert rows.tolist() == [0, 1, 2, 3]
+    # prompts index these rows through the frame's row map; -1 is a prompt drawn from no segment
+    assert head.prompt_targets(torch.tensor([3, -1, 0]), rows, sample).tolist() == [3, -1, 0]
+    with pytest.raises(ValueError, match=r'gt_ids \[4\] of f\.jpg point past the 4'):
+        head.prompt_targets(torch.tensor([4]), rows, sample)
+
+
+def test_clip_targets_have_one_row_per_object_id_in_order_of_first_appearance():
+    head = _head()
+    box = {5: (0, 4, 0, 4), 9: (8, 12, 8, 12), 2: (20, 30, 0, 10)}
+    label = {5: 1, 9: 2, 2: 0}
+    clip = [_gt_frame(ids, [label[i] for i in ids], [box[i] for i in ids], f'{t}.jpg')
+            for t, ids in enumerate([[5, 9], [9], [2, 5]])]
+    (tgt, ), (maps, ) = head.preprocess_gt([clip], (H, W), torch.device('cpu'))
+    assert tgt.labels.tolist() == [1, 2, 0] and tgt.masks.shape == (3, 3, H, W)
+    assert [m.tolist() for m in maps] == [[0, 1], [1], [2, 0]]
+    present = tgt.masks.flatten(2).any(-1)  # object 9 is gone on frame 2, object 2 new there
+    assert present.tolist() == [[True, False, True], [True, True, False], [False, False, True]]
+    y0, y1, x0, x1 = box[2]
+    assert tgt.masks[2, 2].sum() == (y1 - y0) * (x1 - x0) and tgt.masks[2, 2, y0:y1, x0:x1].all()
+    # frame 2's prompt on its segment 0 (object 2) is target row 2
+    assert head.prompt_targets(torch.tensor([0, 1]), maps[2], clip[2]).tolist() == [2, 0]
+
+
+def test_targets_reject_frames_without_ids_and_masks_not_padded_to_the_input():
+    head = _head()
+    frame = _gt_frame([1], [0], [(0, 4, 0, 4)], 'no_ids.jpg')
+    del frame.gt_instances.instances_ids
+    with pytest.raises(KeyError, match='no_ids.jpg has no gt_instances.instances_ids'):
+        head.preprocess_gt([[_gt_frame([1], [0], [(0, 4, 0, 4)]), frame]], (H, W),
+                           torch.device('cpu'))
+    with pytest.raises(ValueError, match=r'masks \(32, 32\) do not match the batch input \(64, 32\)'):
+        head.preprocess_gt([[_gt_frame([1], [0], [(0, 4, 0, 4)])]], (64, 32), torch.device('cpu'))

@@ -95,17 +95,25 @@ def test_text_guard_rejects_off_text_and_accepts_on_text_embeddings():
     assert torch.equal(mem.fetch(2)['dog'].embeds[-1], on)
 
 
-def test_reprompting_and_the_prompt_limit():
-    mem = _memory(long_capacity=2)
+def test_reprompting_and_more_prompted_frames_than_slots():
+    mem = _memory(long_capacity=3, short_capacity=0, key_frame_interval=1)  # long memory only
     mem.add_object('a', 0, torch.randn(C), torch.ones(H, W))
     new = torch.randn(C)
     mem.add_object('a', 0, new, torch.ones(H, W))  # same frame: replaces
     assert mem.fetch(0)['a'].frame_ids.tolist() == [0]
+    mem.update(1, {'a': torch.randn(C)}, {'a': torch.rand(H, W)})  # a key frame
+    assert mem.fetch(1)['a'].frame_ids.tolist() == [0, 1]
     mem.add_object('a', 3, torch.randn(C), torch.ones(H, W))
-    with pytest.raises(ValueError, match='never evicted; raise long_capacity'):
-        mem.add_object('a', 5, torch.randn(C), torch.ones(H, W))
-    assert mem.fetch(9)['a'].frame_ids.tolist() == [0, 3]  # the failed call changed nothing
-    assert torch.equal(mem.fetch(9)['a'].embeds[0], new)
+    mem.add_object('a', 5, torch.randn(C), torch.ones(H, W))  # the key frame makes room
+    assert mem.fetch(5)['a'].frame_ids.tolist() == [0, 3, 5]
+    for t in range(6, 12):  # all slots prompted: the oldest but the first makes room
+        mem.add_object('a', t, torch.randn(C), torch.ones(H, W))
+        assert mem.fetch(t)['a'].frame_ids.tolist() == [0, t - 1, t]
+    assert torch.equal(mem.fetch(11)['a'].embeds[0], new)  # the first prompt, as re-prompted
+    one = _memory(long_capacity=1, short_capacity=0)
+    for t in range(3):  # a single slot: the newest prompt replaces the first
+        one.add_object('a', t, torch.full((C, ), float(t)), torch.ones(H, W))
+        assert one.fetch(t)['a'].frame_ids.tolist() == [t]
 
 
 def test_entries_are_detached_unless_asked():

@@ -13,7 +13,7 @@ def router():
 
 def test_interactive_image_runs_prompt_queries_with_fewer_stages(router):
     d = router.route('interactive', {'point'}, num_frames=1)
-    assert d == RouteDecision(num_stages=2, query_set='prompt', use_memory=False, use_pruner=True)
+    assert d == RouteDecision(num_stages=2, query_set='prompt', use_memory=False, use_pruner=False)
     assert d.num_stages < router.route('panoptic', set(), 1).num_stages
     # clicks on a video track the object through the memory
     assert router.route('interactive', {'box', 'text'}, num_frames=8).use_memory
@@ -32,7 +32,7 @@ def test_panoptic_runs_object_queries_and_all_stages(router):
 
 
 def test_vos_turns_memory_on_even_for_one_streamed_frame(router):
-    assert router.route('vos', {'mask'}, num_frames=1) == RouteDecision(3, 'prompt', True, True)
+    assert router.route('vos', {'mask'}, num_frames=1) == RouteDecision(3, 'prompt', True, False)
     assert router.route('vos', set(), num_frames=12).use_memory
 
 
