@@ -22,9 +22,9 @@ mask), so SAM2 code that thresholds them (``masks > 0``) works either way. A mas
 the model's mask grid (float16; for a 4:3 video at the 1024 processing size 192x256, 96 KB per
 object and frame, so about 1 GB per object over 10 000 propagated frames: pass
 ``offload_to_cpu`` to keep them off the device, SAM2 keeps more per frame) and resampled to the
-video's size one object at a time when returned: 8000x6000 bool masks are 48 MB per object, and
-the only float plane of that size is the one object being resampled (float logits for K objects
-at once would be K x 192 MB).
+video's size when returned: bool masks without a float plane (``mask_geometry.to_output_masks``;
+8000x6000 bool masks are 48 MB per object), logits one object at a time (float logits for K
+objects at once would be K x 192 MB).
 Measured there with 4 objects (tiny model, 512 processing size, CPU): peak RSS 1.9 GB and
 2.4 s per frame, against 3.5 GB and 4.3 s when every frame returned float logits.
 
