@@ -33,6 +33,7 @@ from seg.deployment.onnx_export import (
     example_video_step_inputs,
     example_warp_inputs,
 )
+from tests.test_deployment.onnx_cases import graph_dims
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = str(REPO / 'configs/fastsam2/model_fastsam2_tiny.py')
@@ -66,19 +67,31 @@ def exported_warp(tmp_path_factory):
                         {'model.panoptic_head.mask_warp': dict(radius=3)})
 
 
+
+def _assert_inputs_are_live(session, step, names, base, *variants) -> None:
+    """Each input set gives the same outputs in onnxruntime and PyTorch, and each variant of
+    ``base`` (one input changed) gives other masks: the changed input is a live graph input."""
+    results = []
+    for inputs in (base, *variants):
+        got = session.run(None, {n: x.numpy() for n, x in zip(names, inputs)})
+        with torch.no_grad():
+            want = step(*inputs)
+        assert max(float(np.abs(g - w.numpy()).max()) for g, w in zip(got, want)) < 1e-4
+        results.append(got[0])
+    for other in results[1:]:
+        assert np.abs(other - results[0]).max() > 1e-2
+
 def test_video_graphs_have_dynamic_axes_and_host_settings(exported):
     model, _, files = exported
     step = onnx.load(files['video_step']).graph
-    dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
-            for i in step.input}
+    dims = graph_dims(step.input)
     assert [i.name for i in step.input] == VIDEO_STEP_INPUTS
     assert dims['memory_embeds'][:2] == ['num_objects', 'num_entries']
     assert dims['memory_valid'] == dims['memory_ages'] == ['num_objects', 'num_entries']
     assert dims['prev_mask_logits'] == ['num_objects', 24, 32]
     prompt = onnx.load(files['video_prompt']).graph
     assert [i.name for i in prompt.input] == VIDEO_PROMPT_INPUTS
-    assert [d.dim_param or d.dim_value for d in prompt.input[5].type.tensor_type.shape.dim] == \
-        ['num_objects', 96, 128]
+    assert graph_dims(prompt.input)[VIDEO_PROMPT_INPUTS[5]] == ['num_objects', 96, 128]
     settings = json.loads(Path(files['video_config']).read_text())
     expected = {k: v for k, v in model.memory_cfg.items() if k != 'type'}
     assert settings == dict(input_hw=list(INPUT_HW), memory=expected)
@@ -106,16 +119,8 @@ def test_video_step_graph_reads_the_memory_inputs(exported):
     other_memory[2] = example_video_step_inputs(model, embed, 3, 4, seed=8)[1]
     older = list(base)
     older[4] = base[4] + 20
-    step = VideoStepONNX(model).eval()
-    results = []
-    for inputs in (base, other_memory, older):
-        got = session.run(None, {n: x.numpy() for n, x in zip(VIDEO_STEP_INPUTS, inputs)})
-        with torch.no_grad():
-            want = step(*inputs)
-        assert max(float(np.abs(g - w.numpy()).max()) for g, w in zip(got, want)) < 1e-4
-        results.append(got[0])
-    assert np.abs(results[1] - results[0]).max() > 1e-2
-    assert np.abs(results[2] - results[0]).max() > 1e-2
+    _assert_inputs_are_live(session, VideoStepONNX(model).eval(), VIDEO_STEP_INPUTS,
+                            base, other_memory, older)
 
 
 def test_host_loop_matches_track_step(exported):
@@ -186,10 +191,7 @@ def test_warp_graphs_carry_the_frame_and_its_keys(exported_warp):
     dk = model.panoptic_head.mask_warp.key_proj.out_channels + 27  # features + colour patches
 
     def io(graph):
-        return ({i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
-                 for i in graph.input},
-                {o.name: [d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim]
-                 for o in graph.output})
+        return graph_dims(graph.input), graph_dims(graph.output)
 
     step_in, step_out = io(onnx.load(files['video_step']).graph)
     prompt_in, prompt_out = io(onnx.load(files['video_prompt']).graph)
@@ -233,16 +235,8 @@ def test_warp_inputs_are_live(exported_warp):
     other_motion = (embed, *memory, prev) + example_warp_inputs(model, 'video_step', embed,
                                                                 image, shift=-1)
     other_frame = base[:6] + (image.flip(-1), base[7])
-    step = VideoStepONNX(model).eval()
-    results = []
-    for inputs in (base, other_motion, other_frame):
-        got = session.run(None, {n: x.numpy() for n, x in zip(names, inputs)})
-        with torch.no_grad():
-            want = step(*inputs)
-        assert max(float(np.abs(g - w.numpy()).max()) for g, w in zip(got, want)) < 1e-4
-        results.append(got[0])
-    assert np.abs(results[1] - results[0]).max() > 1e-2
-    assert np.abs(results[2] - results[0]).max() > 1e-2
+    _assert_inputs_are_live(session, VideoStepONNX(model).eval(), names, base, other_motion,
+                            other_frame)
 
 
 def test_host_loop_rejects_graphs_of_two_models(exported, exported_warp, tmp_path):

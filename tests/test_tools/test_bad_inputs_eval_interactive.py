@@ -9,6 +9,7 @@ from PIL import Image
 
 from seg.evaluation.panoptic_quality import write_panoptic_png
 from tests.conftest import load_script
+from tests.test_tools.bad_input_cases import run_bad_input_case
 
 TOY = 'tests.test_evaluation.toy_predictor:DiskPredictor'
 H, W = 30, 40
@@ -116,13 +117,7 @@ CASES = {
 
 @pytest.mark.parametrize('case', list(CASES))
 def test_bad_input(tool, tmp_path, case):
-    root = _valid(tmp_path)
-    mutate, argv, extra, error, match = CASES[case]
-    if mutate is not None:
-        mutate(root)
-    with pytest.raises(error, match=match):
-        tool.main(argv(root, *[e.replace('{root}', str(root)) for e in extra]))
-    assert not (root / 'm.json').exists()
+    run_bad_input_case(tool.main, _valid(tmp_path), CASES[case], 'm.json')
 
 
 @pytest.mark.parametrize('argv,extra,match', [

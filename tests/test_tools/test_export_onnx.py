@@ -9,6 +9,7 @@ import pytest
 from seg.apis.image_predictor import build_model
 from seg.deployment.onnx_export import DECODER_INPUTS, check_parity, export_onnx
 from tests.conftest import load_script
+from tests.test_deployment.onnx_cases import graph_dims
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = str(REPO / 'configs/fastsam2/model_fastsam2_tiny.py')
@@ -30,8 +31,7 @@ def exported(tmp_path_factory):
 def test_graphs_have_dynamic_object_and_point_axes(exported):
     _, _, files = exported
     graph = onnx.load(files['decoder']).graph
-    dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
-            for i in graph.input}
+    dims = graph_dims(graph.input)
     assert [i.name for i in graph.input] == DECODER_INPUTS
     assert dims['point_coords'] == ['num_objects', 'num_points', 2]
     assert dims['mask_input'] == ['num_objects', 32, 32]
