@@ -19,11 +19,14 @@ A predictor is any callable ``predictor(image, clicks, prev_logits) -> logits`` 
 same way.
 """
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Protocol, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 import torch
+
+from seg.utils.validation import read_image_file
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
@@ -259,3 +262,32 @@ def summarize_objects(results: Sequence[dict],
         metrics['box_mIoU'] = float(np.mean([r['box_iou'] for r in results]))
     metrics['num_objects'] = len(results)
     return metrics
+
+
+# the image files next to an object-id mask folder (``eval_interactive.py --masks``)
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png')
+GTObject = Tuple[str, np.ndarray]  # (object name, GT mask with 1 / 0 / -1 ignore)
+
+
+def find_image(images: Path, stem: str) -> Path:
+    """The image ``<stem>`` (one of ``IMAGE_SUFFIXES``) in the folder ``images``."""
+    for suffix in IMAGE_SUFFIXES:
+        if (images / f'{stem}{suffix}').is_file():
+            return images / f'{stem}{suffix}'
+    raise FileNotFoundError(f'no image {stem}{{{",".join(IMAGE_SUFFIXES)}}} in {images}')
+
+
+def mask_objects(mask_path: Path, ignore_value: Optional[int]) -> List[GTObject]:
+    """The objects of a single-channel object-id mask PNG (0: background, ``ignore_value``:
+    neither), each as ``('<stem>:<value>', GT mask with 1 / 0 / -1 ignore)``."""
+    mask = read_image_file(mask_path, 'mask PNG', max_pixels=None, mode=None)
+    if mask.ndim != 2:
+        raise ValueError(f'{mask_path}: expected a single-channel (L / palette / 16-bit) mask PNG '
+                         f'of object values, got shape {mask.shape}')
+    ignore = mask == ignore_value if ignore_value is not None else np.zeros(mask.shape, bool)
+    objects = []
+    for value in np.unique(mask[(mask != 0) & ~ignore]).tolist():
+        gt = (mask == value).astype(np.int64)
+        gt[ignore] = -1
+        objects.append((f'{mask_path.stem}:{value}', gt))
+    return objects

@@ -1,7 +1,9 @@
 """Image-mode masks of the fast path against the full computation (the speed issue's check).
 
 For every object of every image (a folder of images and one of single-channel object-id PNGs with
-the same stems, as ``tools/data/davis_click_eval_set.py`` writes them), one positive click on the
+the same stems, as ``tools/data/davis_click_eval_set.py`` writes them and
+``tools/evaluation/eval_interactive.py --masks`` reads them; ``--ignore-value`` pixels are ignored
+by the IoUs), one positive click on the
 object's most interior pixel is decoded twice by the same checkpoint: with the config as it is
 (token pruner, channels-last tower, binary upsampling) and with ``--full-options`` (default: no
 pruner on the interactive route, NCHW tower). Prints the IoU of the two masks per object, their
@@ -20,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from seg.apis.image_predictor import DEFAULT_IMAGE_SIZE, FastSAM2ImagePredictor  # noqa: E402
-from seg.evaluation.interactive import interior_point, mask_iou  # noqa: E402
+from seg.evaluation.interactive import find_image, interior_point, mask_iou, mask_objects  # noqa: E402
 from seg.utils import atomic_write_json  # noqa: E402
 from seg.utils.validation import check_dir, check_file, cli_input_errors, read_image_file  # noqa: E402
 
@@ -48,29 +50,22 @@ def main(argv: Optional[List[str]] = None) -> dict:
     images = check_dir(args.images, '--images')
     if not masks:
         raise ValueError(f'--masks: no .png files in {args.masks}')
-    paths = {}
-    for m in masks:
-        found = [p for p in (images / f'{m.stem}.jpg', images / f'{m.stem}.png') if p.is_file()]
-        if not found:
-            raise FileNotFoundError(f'--images: no image {m.stem}.jpg / .png for mask {m}')
-        paths[m] = found[0]
+    paths = {m: find_image(images, m.stem) for m in masks}  # every image exists before decoding
     fast = FastSAM2ImagePredictor.from_config(args.config, args.checkpoint, image_size=args.image_size)
     full = FastSAM2ImagePredictor.from_config(args.config, args.checkpoint, image_size=args.image_size,
                                               cfg_options=FULL_OPTIONS)
     rows = []
     for mask_path, image_path in paths.items():
         rgb = read_image_file(image_path, 'image')
-        ids = read_image_file(mask_path, 'mask', mode=None)
         fast.set_image(rgb)
         full.set_image(rgb)
-        for obj in sorted(set(np.unique(ids).tolist()) - {0, args.ignore_value}):
-            gt = ids == obj
+        for name, gt in mask_objects(mask_path, args.ignore_value):
             y, x = interior_point(gt)
             prompt = dict(point_coords=[[x, y]], point_labels=[1], multimask_output=False)
             a, b = fast.predict(**prompt)[0][0], full.predict(**prompt)[0][0]  # [1, H, W] -> [H, W]
-            rows.append(dict(image=mask_path.stem, object=obj, agreement=mask_iou(b, a),
-                             fast_gt=mask_iou(gt, a), full_gt=mask_iou(gt, b)))
-            print(f'{mask_path.stem} object {obj}: fast vs full IoU {rows[-1]["agreement"]:.4f} '
+            rows.append(dict(object=name, agreement=mask_iou(b, a), fast_gt=mask_iou(gt, a),
+                             full_gt=mask_iou(gt, b)))
+            print(f'{name}: fast vs full IoU {rows[-1]["agreement"]:.4f} '
                   f'(to GT: fast {rows[-1]["fast_gt"]:.3f}, full {rows[-1]["full_gt"]:.3f})')
     agreement = [r['agreement'] for r in rows]
     summary = dict(objects=len(rows), mean_agreement=float(np.mean(agreement)),

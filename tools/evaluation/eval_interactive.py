@@ -27,7 +27,14 @@ import matplotlib
 import numpy as np
 from mmengine.utils import ProgressBar
 
-from seg.evaluation.interactive import InteractivePredictor, evaluate_object, summarize_objects
+from seg.evaluation.interactive import (
+    GTObject,
+    InteractivePredictor,
+    evaluate_object,
+    find_image,
+    mask_objects,
+    summarize_objects,
+)
 from seg.evaluation.panoptic_quality import read_panoptic_png
 from seg.utils.atomic_io import atomic_open, atomic_write_json
 from seg.utils.masks import mask_to_box
@@ -44,9 +51,6 @@ from seg.utils.validation import (
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
-
-IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png')
-Object = Tuple[str, np.ndarray]  # (object name, GT mask with 1 / 0 / -1 ignore)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -104,27 +108,6 @@ def parse_predictor_kwargs(text: str) -> dict:
     return kwargs
 
 
-def _find_image(images: Path, stem: str) -> Path:
-    for suffix in IMAGE_SUFFIXES:
-        if (images / f'{stem}{suffix}').is_file():
-            return images / f'{stem}{suffix}'
-    raise FileNotFoundError(f'no image {stem}{{{",".join(IMAGE_SUFFIXES)}}} in {images}')
-
-
-def _mask_objects(mask_path: Path, ignore_value: Optional[int]) -> List[Object]:
-    mask = read_image_file(mask_path, 'mask PNG', max_pixels=None, mode=None)
-    if mask.ndim != 2:
-        raise ValueError(f'{mask_path}: expected a single-channel (L / palette / 16-bit) mask PNG '
-                         f'of object values, got shape {mask.shape}')
-    ignore = mask == ignore_value if ignore_value is not None else np.zeros(mask.shape, bool)
-    objects = []
-    for value in np.unique(mask[(mask != 0) & ~ignore]).tolist():
-        gt = (mask == value).astype(np.int64)
-        gt[ignore] = -1
-        objects.append((f'{mask_path.stem}:{value}', gt))
-    return objects
-
-
 def list_sources(args: argparse.Namespace) -> list:
     """The mask PNGs (``--masks``) or the checked annotations (``--coco-panoptic``) to evaluate,
     each folder / file checked before any image is read."""
@@ -147,12 +130,12 @@ def list_sources(args: argparse.Namespace) -> list:
     return anns
 
 
-def iter_images(args: argparse.Namespace, sources: list) -> Iterator[Tuple[Path, List[Object]]]:
+def iter_images(args: argparse.Namespace, sources: list) -> Iterator[Tuple[Path, List[GTObject]]]:
     """(image path, its objects) for every mask PNG / annotation of ``list_sources``."""
     images = Path(args.images)
     if args.masks is not None:
         for mask_path in sources:
-            yield _find_image(images, mask_path.stem), _mask_objects(mask_path, args.ignore_value)
+            yield find_image(images, mask_path.stem), mask_objects(mask_path, args.ignore_value)
         return
     png_dir = Path(args.coco_panoptic[1])
     for ann in sources:
@@ -164,7 +147,7 @@ def iter_images(args: argparse.Namespace, sources: list) -> Iterator[Tuple[Path,
                 raise ValueError(f'{args.coco_panoptic[0]}: segment {s["id"]} of image '
                                  f'{ann["image_id"]} has no pixel in {png_dir / ann["file_name"]}')
             objects.append((f'{ann["image_id"]}:{s["id"]}', gt))
-        yield _find_image(images, Path(ann['file_name']).stem), objects
+        yield find_image(images, Path(ann['file_name']).stem), objects
 
 
 def plot_miou_curve(metrics: dict, path: str) -> None:
