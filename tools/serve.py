@@ -14,8 +14,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from seg.apis.image_predictor import DEFAULT_IMAGE_SIZE  # noqa: E402
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -25,8 +23,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--host', default='127.0.0.1')
     p.add_argument('--port', type=int, default=8000, help='0: any free port (printed)')
     p.add_argument('--device', default='cpu', help='cpu, cuda, cuda:1, ...')
-    p.add_argument('--image-size', type=int, default=DEFAULT_IMAGE_SIZE,
-                   help=f'longer side the model processes (default {DEFAULT_IMAGE_SIZE})')
+    # the default is resolved after parsing: importing seg (seconds) would slow down --help
+    p.add_argument('--image-size', type=int, default=None,
+                   help="longer side the model processes (default: the predictors' "
+                        'DEFAULT_IMAGE_SIZE, 512)')
     p.add_argument('--batch-window-ms', type=float, default=5.0,
                    help='micro-batching window (0: off)')
     p.add_argument('--max-batch', type=int, default=32)
@@ -48,6 +48,7 @@ def main(argv=None) -> None:
     import torch
     import uvicorn
 
+    from seg.apis.image_predictor import DEFAULT_IMAGE_SIZE
     from seg.serving import Limits, ModelEngine, ServerSettings, create_app
 
     for d in args.allow_dir:
@@ -58,7 +59,8 @@ def main(argv=None) -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     logging.basicConfig(level=args.log_level.upper())
-    engine = ModelEngine.from_config(args.config, args.weights, args.device, args.image_size,
+    image_size = DEFAULT_IMAGE_SIZE if args.image_size is None else args.image_size
+    engine = ModelEngine.from_config(args.config, args.weights, args.device, image_size,
                                      args.batch_window_ms, args.max_batch)
     settings = ServerSettings(
         limits=Limits(max_upload_bytes=int(args.max_upload_mb * (1 << 20)),
