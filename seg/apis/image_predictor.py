@@ -334,7 +334,8 @@ class FastSAM2ImagePredictor:
         with torch.no_grad(), autocast(self.device, self.precision):
             final, _ = self.model.decode_prompts(self._select(batch), self._only(batch),
                                                  self._input_hw, multimask_output,
-                                                 feat_cache=self._cache_for(batch))
+                                                 feat_cache=self._cache_for(batch),
+                                                 single_mask=not multimask_output)
         with torch.no_grad():
             low, scores = self._outputs(final, multimask_output)
             best = scores.argmax(1)
@@ -383,9 +384,11 @@ class FastSAM2ImagePredictor:
                         ) -> List[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """One decode of every image's prompts -> per prompted image (masks, scores, low-res)."""
         with torch.no_grad(), autocast(self.device, self.precision):
+            # with candidates asked for, the single mask is never returned: its refiners are skipped
             final, _ = self.model.decode_prompts(self._select(prompts), self._only(prompts),
                                                  self._input_hw, multimask, types,
-                                                 feat_cache=self._cache_for(prompts))
+                                                 feat_cache=self._cache_for(prompts),
+                                                 single_mask=not multimask)
         with torch.no_grad():
             low, scores = self._outputs(final, multimask)
             counts = [len(p) for p in prompts if p is not None]

@@ -534,7 +534,9 @@ class FastSAM2VideoPredictor:
         present = [k for k, obj in enumerate(obj_ids) if obj in outputs]
         if not present:
             return obj_ids, masks
-        grid = torch.stack([outputs[obj_ids[k]] for k in present]).to(self.device, torch.float32)
+        # float32 before the stack: the kept float16 grids under a caller's bf16 autocast are a
+        # mix autocast's type promotion of ``stack`` rejects on CPU
+        grid = torch.stack([outputs[obj_ids[k]].float() for k in present]).to(self.device)
         sample = DetDataSample(metainfo=state.frame_meta)
         input_hw = tuple(state.frame_meta['batch_input_shape'])
         if not self.return_logits:  # no float image: see mask_geometry.to_output_masks

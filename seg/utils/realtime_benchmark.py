@@ -186,12 +186,18 @@ class FrameSource:
     """Synthetic video at one size: textured background, ``num_objects`` ellipses drifting right.
 
     Frames are made once; ``get`` returns the uint8 RGB frame, decoded from its JPEG bytes when
-    decode is included (so decoding is timed, reading from disk is not)."""
+    decode is included (so decoding is timed, reading from disk is not). A video longer than
+    ``cycle`` frames repeats its first ``cycle`` (the objects jump back to their start), so a
+    10 000-frame stream holds ``cycle`` frames in memory, not 10 000."""
 
     def __init__(self, width: int, height: int, num_frames: int, decode: bool,
-                 num_objects: int = 8, seed: int = 0) -> None:
+                 num_objects: int = 8, seed: int = 0, cycle: int = 200) -> None:
+        if num_frames < 1 or cycle < 1:
+            raise ValueError(f'FrameSource: need num_frames >= 1 and cycle >= 1, got {num_frames} '
+                             f'and {cycle}')
         rng = np.random.default_rng(seed)
         self.width, self.height, self.decode = width, height, decode
+        self.num_frames = num_frames
         # low-frequency texture: a noise image upsampled, so JPEG and the model see structure
         base = cv2.resize(rng.integers(0, 256, (max(height // 16, 2), max(width // 16, 2), 3),
                                        dtype=np.uint8), (width, height), interpolation=cv2.INTER_CUBIC)
@@ -201,7 +207,7 @@ class FrameSource:
         colours = rng.integers(0, 256, (num_objects, 3)).tolist()
         self.frames: List[np.ndarray] = []
         self.jpegs: List[bytes] = []
-        for t in range(num_frames):
+        for t in range(min(num_frames, cycle)):
             frame = base.copy()
             for (cx, cy), colour in zip(self.centers, colours):
                 cv2.ellipse(frame, (cx + t * max(width // 200, 1), cy), self.axes, 0, 0, 360, colour, -1)
@@ -212,9 +218,12 @@ class FrameSource:
             self.jpegs.append(buf.tobytes())
 
     def __len__(self) -> int:
-        return len(self.frames)
+        return self.num_frames
 
     def get(self, index: int) -> np.ndarray:
+        if not 0 <= index < self.num_frames:
+            raise IndexError(f'FrameSource: frame {index} of a {self.num_frames}-frame video')
+        index %= len(self.frames)
         if not self.decode:
             return self.frames[index]
         bgr = cv2.imdecode(np.frombuffer(self.jpegs[index], np.uint8), cv2.IMREAD_COLOR)
@@ -287,13 +296,23 @@ class NvmlSampler:
         return float(np.mean(self.samples)) if self.samples else None
 
 
+def held_memory_mb(device: str) -> float:
+    """Memory held between calls: CUDA ``memory_allocated``; CPU the process's current RSS."""
+    if device.startswith('cuda'):
+        return torch.cuda.memory_allocated() / 2 ** 20
+    with open('/proc/self/statm') as f:  # pages: size resident shared ...
+        return int(f.read().split()[1]) * resource.getpagesize() / 2 ** 20
+
+
 class Recorder:
-    """Per-side latencies and peak memory of the timed calls of one task at one size."""
+    """Per-side latencies, peak memory and the memory held after each timed call (a stream's
+    memory must stay flat) of one task at one size."""
 
     def __init__(self, settings: BenchSettings, clock: StageClock) -> None:
         self.settings, self.clock = settings, clock
         self.times_ms: Dict[str, List[float]] = {}
         self.peak_mb: Dict[str, float] = {}
+        self.held_mb: Dict[str, List[float]] = {}
 
     def call(self, side: Side, fn: Callable[[], Any], timed: bool) -> Any:
         device = self.settings.device
@@ -320,6 +339,7 @@ class Recorder:
             grown = (torch.cuda.max_memory_allocated() - before) / 2 ** 20 if cuda else \
                 (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
             self.peak_mb[side.name] = max(self.peak_mb.get(side.name, 0.0), grown)
+            self.held_mb.setdefault(side.name, []).append(held_memory_mb(device))
         return out
 
 
@@ -493,6 +513,15 @@ def latency_stats(times_ms: Sequence[float]) -> Dict[str, float]:
                 p99_ms=float(p99), fps=float(1e3 / t.mean()))
 
 
+def held_memory_stats(held_mb: Sequence[float], device: str) -> Dict[str, Any]:
+    """The memory held after the timed calls: at the first and the last call, its maximum, and
+    the growth from the first call's to the maximum (over a long VOS stream: flat memory is ~0)."""
+    return dict(held_first_mb=held_mb[0], held_last_mb=held_mb[-1], held_max_mb=max(held_mb),
+                held_growth_mb=max(held_mb) - held_mb[0],
+                held_kind='cuda memory_allocated after the call' if device.startswith('cuda')
+                else 'process RSS after the call')
+
+
 def run_benchmark(sides: Sequence[Side], tasks: Sequence[str], sizes: Sequence[Tuple[int, int]],
                   settings: BenchSettings, log: Callable[[str], None] = print) -> Dict[str, Any]:
     """Run every task at every size for every side; returns the rows and ratios (no I/O).
@@ -553,6 +582,7 @@ def _run_all(sides: Sequence[Side], tasks: Sequence[str], sizes: Sequence[Tuple[
                     row['peak_mem_kind'] = ('cuda max_memory_allocated above the call start'
                                             if settings.device.startswith('cuda')
                                             else 'process peak-RSS growth during the calls')
+                    row.update(held_memory_stats(rec.held_mb[side.name], settings.device))
                     # one sampler per block: interleaved sides share it
                     row['gpu_util_pct'] = nvml.mean
                 rows.append(row)
@@ -601,19 +631,19 @@ def print_table(result: Dict[str, Any], title: str) -> None:
     from rich.table import Table
     ratio = {(r['task'], r['size'], r['model']): r['ratio_mean'] for r in result['ratios']}
     table = Table(title=title)
-    for col in ('task', 'size', 'model', 'mean ms', 'p50', 'p90', 'p99', 'FPS', 'peak MB', 'GPU %',
-                'x faster'):
+    for col in ('task', 'size', 'model', 'mean ms', 'p50', 'p90', 'p99', 'FPS', 'peak MB',
+                'held +MB', 'GPU %', 'x faster'):
         table.add_column(col, justify='left' if col in ('task', 'model') else 'right')
     for row in result['rows']:
         if 'mean_ms' not in row:
-            table.add_row(row['task'], row['size'], row['model'], *['-'] * 8)
+            table.add_row(row['task'], row['size'], row['model'], *['-'] * 9)
             continue
         util = row.get('gpu_util_pct')
         key = (row['task'], row['size'], row['model'])
         table.add_row(row['task'], row['size'], row['model'], f"{row['mean_ms']:.1f}",
                       f"{row['p50_ms']:.1f}", f"{row['p90_ms']:.1f}", f"{row['p99_ms']:.1f}",
                       f"{row['fps']:.2f}", f"{row['peak_mem_mb']:.0f}",
-                      '-' if util is None else f'{util:.0f}',
+                      f"{row['held_growth_mb']:.0f}", '-' if util is None else f'{util:.0f}',
                       f'{ratio[key]:.2f}x' if key in ratio else '')
     Console(width=160).print(table)
 

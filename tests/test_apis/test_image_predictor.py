@@ -112,6 +112,33 @@ def test_multimask_single_and_logits(predictor, image):
     assert logits.dtype == np.float32 and ((logits > 0) == masks).all()
 
 
+def test_multimask_output_skips_the_single_mask_refiners(predictor, image):
+    """SAM2's ``multimask_output=True`` returns only the candidates, which read the prompt query,
+    not the refined single mask: the refiners are not run, and the candidates equal those of a
+    decode that does run them."""
+    model = predictor.model
+    refined = []
+    hooks = [m.register_forward_hook(lambda *_: refined.append(1))
+             for m in (model.mask_refiner, model.panoptic_head.prompt_refiner)]
+    try:
+        predictor.set_image(image)
+        masks, scores, low = predictor.predict(point_coords=[[200, 80]], point_labels=[1])
+        assert refined == [] and low.shape[0] == 3
+        predictor.predict(point_coords=[[200, 80]], point_labels=[1], multimask_output=False)
+        assert len(refined) == 2  # the single mask goes through both
+        refined.clear()
+        prompts = predictor._prep_prompts(0, [[200, 80]], [1], None, None, None, True)[0]
+        with torch.no_grad():
+            full, _ = model.decode_prompts(predictor._features, [prompts], predictor._input_hw,
+                                           multimask=True, feat_cache={})
+        assert len(refined) == 2  # single_mask=True (the default) refines
+    finally:
+        for h in hooks:
+            h.remove()
+    np.testing.assert_allclose(full.prm_multi_mask[0].numpy(), low, atol=1e-5)
+    np.testing.assert_allclose(full.prm_multi_iou[0].numpy(), scores, atol=1e-6)
+
+
 def test_objects_are_independent(predictor, image):
     """Object A's logits do not move when object B (more clicks, a box) is decoded with it."""
     predictor.set_image(image)

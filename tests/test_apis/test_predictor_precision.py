@@ -86,3 +86,22 @@ def test_bad_precision_is_named(model):
     for make in (FastSAM2ImagePredictor, FastSAM2VideoPredictor, SegPredictor):
         with pytest.raises(ValueError, match="precision must be one of fp32, fp16, bf16, got 'half'"):
             make(model, precision='half')
+
+
+def test_predictors_inside_a_callers_autocast(model, cows):
+    """SAM2's README runs its predictors inside ``torch.autocast(..., dtype=torch.bfloat16)``;
+    FastSAM2's run there too (the kept float16 mask grids once met autocast's ``stack``) and
+    still return float32 scores and bool masks."""
+    frames, gt = cows
+    video = FastSAM2VideoPredictor(model)
+    image = FastSAM2ImagePredictor(model)
+    with torch.inference_mode(), torch.autocast('cpu', dtype=torch.bfloat16):
+        state = video.init_state(frames[:2])
+        _, ids, masks = video.add_new_mask(state, frame_idx=0, obj_id=1, mask=gt)
+        propagated = list(video.propagate_in_video(state))
+        image.set_image(frames[0])
+        image_masks, scores, _ = image.predict(point_coords=[[300, 200]], point_labels=[1])
+    assert ids == [1] and masks.dtype == torch.bool and masks.shape == (1, 1, *gt.shape)
+    assert [(idx, obj_ids) for idx, obj_ids, _ in propagated] == [(0, [1]), (1, [1])]
+    assert all(m.dtype == torch.bool for _, _, m in propagated)
+    assert image_masks.dtype == bool and scores.dtype == np.float32

@@ -80,6 +80,25 @@ def test_frame_source_decode_and_prompts():
         assert 0 <= x < 64 and 0 <= y < 48
 
 
+def test_frame_source_long_stream_repeats_a_cycle():
+    src = FrameSource(64, 48, num_frames=10_000, decode=False, cycle=5)
+    assert len(src) == 10_000 and len(src.frames) == 5  # 10 000 frames, 5 held
+    assert (src.get(7) == src.frames[2]).all() and (src.get(9_999) == src.frames[4]).all()
+    assert not (src.get(1) == src.get(0)).all()  # the objects move within the cycle
+    with pytest.raises(IndexError, match='frame 10000 of a 10000-frame video'):
+        src.get(10_000)
+    with pytest.raises(ValueError, match='cycle >= 1'):
+        FrameSource(64, 48, num_frames=3, decode=False, cycle=0)
+
+
+def test_held_memory_stats_reports_growth():
+    from seg.utils.realtime_benchmark import held_memory_stats
+    stats = held_memory_stats([100.0, 130.0, 120.0], 'cpu')
+    assert stats['held_first_mb'] == 100 and stats['held_last_mb'] == 120
+    assert stats['held_max_mb'] == 130 and stats['held_growth_mb'] == 30
+    assert stats['held_kind'] == 'process RSS after the call'
+
+
 def test_tasks_interleave_and_count_calls():
     log = _Log()
     a, b = _fake_side('A', log), _fake_side('B', log, panoptic=False)
@@ -94,6 +113,9 @@ def test_tasks_interleave_and_count_calls():
                 assert row['status'].startswith('n/a')
             else:
                 assert row['n'] == 3 and row['mean_ms'] > 0 and math.isfinite(row['p99_ms'])
+                # the process's RSS after each timed call: held, first <= max, growth from first
+                assert 0 < row['held_first_mb'] <= row['held_max_mb']
+                assert row['held_growth_mb'] == row['held_max_mb'] - row['held_first_mb'] >= 0
     assert {(r['task'], r['model']) for r in result['ratios']} == {
         (t, 'B') for t in TASKS if t != 'panoptic'}
 

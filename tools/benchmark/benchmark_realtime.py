@@ -81,6 +81,9 @@ def parse_args() -> argparse.Namespace:
                         help='also time SAM2.1 of this size, interleaved')
     parser.add_argument('--sam2-image-size', type=int, default=1024,
                         help='SAM2 input size (1024 as released; smaller only for quick CPU runs)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='torch seed of the random weights (the masks of random weights, and so '
+                             'the mask upsampling cost, depend on them)')
     parser.add_argument('--out-json', type=Path, default=None,
                         help='JSON log (default docs/benchmarks/realtime_<device>.json); the PNG '
                              'goes beside it')
@@ -120,6 +123,7 @@ def main() -> None:
                              warmup=args.warmup, iters=args.iters, vos_warmup=args.vos_warmup,
                              vos_frames=args.frames, compile=args.compile,
                              cuda_graphs=args.cuda_graphs)
+    torch.manual_seed(args.seed)
     sides = [build_fastsam2_side(str(REPO / args.config) if not Path(args.config).is_absolute()
                                  else args.config, args.checkpoint, args.device, args.image_size)]
     if args.compare_sam2:
@@ -137,6 +141,7 @@ def main() -> None:
                 settings=dict(vars(settings), sizes=[f'{w}x{h}' for w, h in args.sizes],
                               tasks=args.tasks, config=args.config, checkpoint=args.checkpoint,
                               image_size=args.image_size, compare_sam2=args.compare_sam2,
+                              seed=args.seed,
                               sam2_image_size=args.sam2_image_size),
                 ratio='SAM2 latency / FastSAM2 latency (> 1: FastSAM2 faster)')
     png = write_outputs(result, meta, args.out_json, title)

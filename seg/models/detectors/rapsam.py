@@ -657,8 +657,8 @@ class RapSAM(BaseDetector):
     def decode_prompts(self, feats: torch.Tensor, prompts: Sequence[Optional[InstanceData]],
                        input_hw: Tuple[int, int], multimask: bool = False,
                        types: Optional[Set[str]] = None,
-                       feat_cache: Optional[Dict[str, torch.Tensor]] = None
-                       ) -> Tuple[StepOutput, PromptTokens]:
+                       feat_cache: Optional[Dict[str, torch.Tensor]] = None,
+                       single_mask: bool = True) -> Tuple[StepOutput, PromptTokens]:
         """Decode prompts on cached image embeddings (``encode_image``) through the prompt path
         alone: prompt encoder, prompt queries at the TaskRouter's ``'interactive'`` depth (all
         stages without a router), prompt refiner, IoU head, and with ``multimask`` the multimask
@@ -676,6 +676,8 @@ class RapSAM(BaseDetector):
             feat_cache: a dict kept by the caller for as long as ``feats`` is the same: the
                 head's prompt-independent projections of ``feats`` are computed once into it (see
                 ``RapSAMVideoHead.decode``).
+            single_mask: False when only the multimask candidates will be read: the single
+                mask's refiners are skipped (see ``RapSAMVideoHead.decode``).
 
         Returns:
             The output step (prompt entries; rows grouped by image, in prompt-row order) and the
@@ -695,7 +697,7 @@ class RapSAM(BaseDetector):
         tokens = self._encode_prompts(groups, feats, input_hw)
         out = self.panoptic_head(feats, tokens, run_objects=False, num_stages=num_stages,
                                  mask_refiner=self.mask_refiner, multimask=multimask,
-                                 feat_cache=feat_cache)
+                                 feat_cache=feat_cache, single_mask=single_mask)
         return out.final, tokens
 
     def decode_objects(self, feats: torch.Tensor) -> StepOutput:

@@ -213,7 +213,8 @@ class RapSAMVideoHead(BaseModule):
                 run_objects: bool = True, num_stages: Optional[int] = None,
                 mask_refiner: Optional[nn.Module] = None,
                 prompt_exits: Sequence[int] = (), multimask: bool = False,
-                feat_cache: Optional[Dict[str, torch.Tensor]] = None) -> HeadOutput:
+                feat_cache: Optional[Dict[str, torch.Tensor]] = None,
+                single_mask: bool = True) -> HeadOutput:
         """Decode a batch of clips.
 
         Args:
@@ -225,6 +226,7 @@ class RapSAMVideoHead(BaseModule):
             prompt_exits: routed prompt exits to form as well (see ``decode``).
             multimask: form the multimask candidates on the output steps (see ``decode``).
             feat_cache: see ``decode``.
+            single_mask: see ``decode``.
         """
         self._check_feats(feats)
         objects = self.init_object_queries(feats) if run_objects else None
@@ -233,7 +235,7 @@ class RapSAMVideoHead(BaseModule):
             prm = self.init_prompt_queries(prompts, feats)
         return self.decode(feats, objects, prm, num_stages, mask_refiner, prompt_exits,
                            dense_prompts=DensePrompts.from_tokens(prompts) if prm is not None else None,
-                           multimask=multimask, feat_cache=feat_cache)
+                           multimask=multimask, feat_cache=feat_cache, single_mask=single_mask)
 
     def init_object_queries(self, feats: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """The learned object queries ``[B, Q, C]`` and their initial masks ``[B, Q, T, h, w]``."""
@@ -256,7 +258,8 @@ class RapSAMVideoHead(BaseModule):
                prompt_exits: Sequence[int] = (),
                dense_prompts: Optional[DensePrompts] = None,
                multimask: bool = False,
-               feat_cache: Optional[Dict[str, torch.Tensor]] = None) -> HeadOutput:
+               feat_cache: Optional[Dict[str, torch.Tensor]] = None,
+               single_mask: bool = True) -> HeadOutput:
         """Run the shared stages, then the task adaptors, on given initial queries.
 
         The output step (the last one) is formed from the last stage run: the task adaptors (a task
@@ -298,6 +301,11 @@ class RapSAMVideoHead(BaseModule):
                 projections of ``feats``, which no prompt changes, are computed on the first
                 decode and reused by the next ones (a re-prompt then costs only the prompt path).
                 None: computed per call.
+            single_mask: False when the caller reads only the multimask candidates (SAM2's
+                ``multimask_output=True``): with ``multimask`` and a ``multimask_decoder``, the
+                refiners of the single prompt mask (``mask_refiner``, ``prompt_refiner``), whose
+                output would be discarded, are skipped, and ``prm_mask`` is the unrefined mask.
+                The candidates do not depend on them (they read the prompt queries).
         """
         self._check_feats(feats)
         n_stages = self.num_stages if num_stages is None else num_stages
@@ -320,11 +328,12 @@ class RapSAMVideoHead(BaseModule):
                                                       obj_query=None, obj_cls_embed=None)
                     out.exits[depth] = self._output_step(prompt_only, feats, None, None,
                                                          (prm_q, prm_m, prm_valid), mask_refiner,
-                                                         dense_prompts, multimask, feat_cache)
+                                                         dense_prompts, multimask, feat_cache,
+                                                         single_mask)
             out.steps.append(step)
         final = self._output_step(out.steps[-1], feats, obj_q, obj_m,
                                   None if prm_q is None else (prm_q, prm_m, prm_valid), mask_refiner,
-                                  dense_prompts, multimask, feat_cache)
+                                  dense_prompts, multimask, feat_cache, single_mask)
         if self.panoptic_adaptor is not None or self.prompt_adaptor is not None:
             out.steps.append(final)
         else:  # no adaptor step: the last stage is the output
@@ -337,7 +346,8 @@ class RapSAMVideoHead(BaseModule):
                      mask_refiner: Optional[nn.Module],
                      dense_prompts: Optional[DensePrompts] = None,
                      multimask: bool = False,
-                     feat_cache: Optional[Dict[str, torch.Tensor]] = None) -> StepOutput:
+                     feat_cache: Optional[Dict[str, torch.Tensor]] = None,
+                     single_mask: bool = True) -> StepOutput:
         """The output formed from a stage's ``step`` and the queries / masks it produced: task
         adaptors (a task without one keeps the stage's prediction), refiners, IoU head. One function
         for the final step and the prompt exits, so an exit is exactly the routed inference output."""
@@ -350,15 +360,17 @@ class RapSAMVideoHead(BaseModule):
             if self.prompt_adaptor is not None:
                 self._set_prompts(step, *self.prompt_adaptor(prm_q, feats, prm_m, prm_valid,
                                                               isolate=True), prm_valid)
+        candidates = multimask and self.multimask_decoder is not None and step.prm_query is not None
+        refine_prompts = single_mask or not candidates
         if mask_refiner is not None:
             step = self._refine(step, feats, mask_refiner, prm_valid, self.refine_object_masks,
-                                feat_cache)
-        if self.prompt_refiner is not None and dense_prompts is not None \
+                                feat_cache, refine_prompts)
+        if refine_prompts and self.prompt_refiner is not None and dense_prompts is not None \
                 and step.prm_mask is not None:
             step.prm_mask = self._refine_prompts(step.prm_mask, feats, dense_prompts, feat_cache)
         if self.iou_head is not None and step.prm_query is not None:
             step.prm_iou = self.iou_head(step.prm_query)
-        if multimask and self.multimask_decoder is not None and step.prm_query is not None:
+        if candidates:
             self._set_multimask(step, feats, prm_valid, dense_prompts)
         return step
 
@@ -376,7 +388,7 @@ class RapSAMVideoHead(BaseModule):
         else:
             b = prm_valid.nonzero(as_tuple=True)[0]
             t = torch.zeros_like(b)
-        cand, masks = self.multimask_decoder(step.prm_query.detach(), feats[b, :, t].detach())
+        cand, masks = self.multimask_decoder(step.prm_query.detach(), _row_frames(feats, b, t).detach())
         step.prm_multi_mask = masks
         step.prm_multi_iou = self.iou_head(cand.flatten(0, 1)).view(cand.shape[:2])
 
@@ -407,9 +419,10 @@ class RapSAMVideoHead(BaseModule):
     @staticmethod
     def _refine(step: StepOutput, feats: torch.Tensor, refiner: nn.Module,
                 prm_valid: Optional[torch.Tensor], objects: bool,
-                feat_cache: Optional[Dict[str, torch.Tensor]] = None) -> StepOutput:
-        """The step with its prompt (and, if ``objects``, object) mask logits corrected by
-        ``refiner``, frame by frame."""
+                feat_cache: Optional[Dict[str, torch.Tensor]] = None,
+                prompts: bool = True) -> StepOutput:
+        """The step with its prompt (if ``prompts``) and object (if ``objects``) mask logits
+        corrected by ``refiner``, frame by frame."""
         b, c, t, h, w = feats.shape
         frame_feats = feats.transpose(1, 2).reshape(b * t, c, h, w)
         projected = _cached(feat_cache, 'mask_refiner', lambda: refiner.project(frame_feats))
@@ -422,7 +435,7 @@ class RapSAMVideoHead(BaseModule):
         step = StepOutput(**vars(step))
         if objects and step.obj_mask is not None:
             step.obj_mask = refine(step.obj_mask)
-        if step.prm_mask is not None:
+        if prompts and step.prm_mask is not None:
             # back to the padded [B, N_max] layout the features are batched in
             padded = step.prm_mask.new_zeros(*prm_valid.shape, t, h, w)
             padded[prm_valid] = step.prm_mask
@@ -440,7 +453,7 @@ class RapSAMVideoHead(BaseModule):
         b, t = tokens.batch_index, tokens.frame_index
         # the rows read their frame of the projected (narrow) feature, not copies of the wide one
         projected = _cached(feat_cache, 'prompt_refiner', lambda: self.prompt_refiner.project(feats))
-        refined = self.prompt_refiner(projected[b, :, t], masks[rows, t], tokens.mask_logits,
+        refined = self.prompt_refiner(_row_frames(projected, b, t), masks[rows, t], tokens.mask_logits,
                                       tokens.mask_valid, tokens.point_coords, tokens.point_labels,
                                       tokens.propagated, projected=True)
         # under autocast the refiner's output may differ from the decoder's mask dtype
@@ -799,6 +812,16 @@ def sample_clip_points(masks: torch.Tensor, coords: torch.Tensor) -> torch.Tenso
 def _present(masks: torch.Tensor) -> torch.Tensor:
     """Target masks ``[N, T, H, W]`` -> bool ``[N, T]``: the object is visible on the frame."""
     return masks.flatten(2).any(-1)
+
+
+def _row_frames(feats: torch.Tensor, batch_index: torch.Tensor, frame_index: torch.Tensor
+                ) -> torch.Tensor:
+    """``feats [B, C, T, h, w]`` -> each row's frame ``[N, C, h, w]``. A single image (B = T = 1,
+    every re-prompt and tracked frame) is a broadcast view: advanced indexing would copy the
+    frame's whole feature once per row (3 ms for one 256 x 72 x 128 frame on a CPU)."""
+    if feats.shape[0] == 1 and feats.shape[2] == 1:
+        return feats[:, :, 0].expand(len(batch_index), -1, -1, -1)
+    return feats[batch_index, :, frame_index]
 
 
 def _cached(cache: Optional[Dict[str, torch.Tensor]], key: str,

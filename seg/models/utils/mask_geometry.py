@@ -53,8 +53,8 @@ def to_output_masks(logits: torch.Tensor, sample: DetDataSample, input_hw: Tuple
     output pixel). Only the pixels whose support is mixed, a band along the mask boundaries, are
     interpolated, from their few cells, ``UPSAMPLE_CHUNK_ELEMENTS`` / 16 at a time. Masks that
     are mostly boundary (above ``BOUNDARY_SHARE_DENSE`` of the output: noise) are resampled in
-    full instead, a few at a time. Equal to thresholding ``to_output_res`` except where the value
-    lies within float rounding (~1e-6) of the threshold."""
+    full instead (``_dense_masks``). Equal to thresholding ``to_output_res`` except where the
+    value lies within float rounding (~1e-6) of the threshold."""
     n, h, w = logits.shape
     img_h, img_w = sample.img_shape[:2]
     out_h, out_w = sample.ori_shape[:2] if rescale else (img_h, img_w)
@@ -71,17 +71,21 @@ def to_output_masks(logits: torch.Tensor, sample: DetDataSample, input_hw: Tuple
     # windows no output starts in (grid cells in the padding) need no interpolation
     mixed = (F.max_pool2d(above, (kh, kw), stride=1)[:, 0].bool() & ~all_above
              & (r_counts > 0)[:, None] & (c_counts > 0)[None])
+    per_cell = rows.shape[1] * cols.shape[1]
+    is_dense = mixed.flatten(1).sum(1) * per_cell > BOUNDARY_SHARE_DENSE * out_h * out_w
+    dense, sparse = is_dense.nonzero()[:, 0], (~is_dense).nonzero()[:, 0]
+    if len(sparse) == 0:  # no mask is worth the gather: no copy of the grid signs either
+        return _dense_masks(logits, sample, input_hw, rescale, threshold)
     # outputs starting in window i are consecutive: expand each window to them (columns first,
     # on the few grid rows; the rows are then whole-row copies)
-    out = all_above.repeat_interleave(c_counts, dim=2).repeat_interleave(r_counts, dim=1)
-    per_cell = rows.shape[1] * cols.shape[1]
-    dense = (mixed.flatten(1).sum(1) * per_cell > BOUNDARY_SHARE_DENSE * out_h * out_w).nonzero()[:, 0]
-    mixed[dense] = False
-    step = max(1, UPSAMPLE_CHUNK_ELEMENTS // (out_h * out_w))
-    for k in range(0, len(dense), step):
-        ks = dense[k:k + step]
-        out[ks] = to_output_res(logits[ks], sample, input_hw, rescale) > threshold
-    b, i, j = mixed.nonzero(as_tuple=True)
+    out = all_above[sparse].repeat_interleave(c_counts, dim=2).repeat_interleave(r_counts, dim=1)
+    if len(dense):
+        full = out.new_empty((n, out_h, out_w))
+        full[sparse] = out
+        full[dense] = _dense_masks(logits[dense], sample, input_hw, rescale, threshold)
+        out = full
+    b, i, j = mixed[sparse].nonzero(as_tuple=True)
+    b = sparse[b]
     windows = x.unfold(1, kh, 1).unfold(2, kw, 1)  # [N, h, w, kh, kw], a view
     chunk = max(1, UPSAMPLE_CHUNK_ELEMENTS // 16 // per_cell)
     for s in range(0, len(b), chunk):
@@ -90,6 +94,16 @@ def to_output_masks(logits: torch.Tensor, sample: DetDataSample, input_hw: Tuple
         flat = (bs[:, None, None] * out_h + rows[is_][:, :, None]) * out_w + cols[js][:, None, :]
         out.view(-1).scatter_(0, flat.flatten(), vals.flatten())
     return out
+
+
+def _dense_masks(logits: torch.Tensor, sample: DetDataSample, input_hw: Tuple[int, int],
+                 rescale: bool, threshold: float) -> torch.Tensor:
+    """``to_output_res(logits, ...) > threshold``, a few masks at a time (``UPSAMPLE_CHUNK_
+    ELEMENTS`` floats): for masks that are mostly boundary, resampling every pixel is cheaper."""
+    out_h, out_w = sample.ori_shape[:2] if rescale else sample.img_shape[:2]
+    step = max(1, UPSAMPLE_CHUNK_ELEMENTS // (out_h * out_w))
+    return torch.cat([to_output_res(logits[k:k + step], sample, input_hw, rescale) > threshold
+                      for k in range(0, len(logits), step)])
 
 
 @lru_cache(maxsize=64)
