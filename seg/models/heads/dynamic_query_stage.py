@@ -3,6 +3,7 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from seg.registry import MODELS
@@ -19,6 +20,18 @@ def build_attention(cfg: Optional[dict], embed_dim: int, num_heads: int) -> nn.M
 def attend(attn: nn.Module, x: torch.Tensor, key_padding_mask: Optional[torch.Tensor]) -> torch.Tensor:
     """Self-attention of ``x`` with either attention kind."""
     return attend_to(attn, x, x, key_padding_mask)
+
+
+def attend_alone(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Self-attention of one-token sequences ``x [N, 1, C]``: the softmax over a single key is 1,
+    so the output is the value's output projection. ``nn.MultiheadAttention`` computes that
+    directly (no query / key projections, no softmax: ~10 small kernels less per stage, the same
+    values and gradients); other attention kinds run as they are."""
+    if not isinstance(attn, nn.MultiheadAttention) or not attn._qkv_same_embed_dim:
+        return attend(attn, x, None)
+    c = attn.embed_dim
+    bias = None if attn.in_proj_bias is None else attn.in_proj_bias[2 * c:]
+    return attn.out_proj(F.linear(x, attn.in_proj_weight[2 * c:], bias))
 
 
 def attend_to(attn: nn.Module, query: torch.Tensor, memory: torch.Tensor,
@@ -64,8 +77,9 @@ class DynamicQueryStage(BaseModule):
         self.cls_embed = nn.Linear(c, cls_channels)
 
     def forward(self, query: torch.Tensor, feat: torch.Tensor, mask_logits: torch.Tensor,
-                query_valid: Optional[torch.Tensor] = None, isolate: bool = False
-                ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                query_valid: Optional[torch.Tensor] = None, isolate: bool = False,
+                predict_masks: bool = True
+                ) -> Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor]:
         """
         Args:
             query: [B, Q, C]; feat: [B, C, T, h, w]; mask_logits: [B, Q, T, h, w] of the previous step.
@@ -74,6 +88,8 @@ class DynamicQueryStage(BaseModule):
                 one-token sequences so that any attention kind supports it): the queries do not
                 interact, and adding or removing one leaves the others' outputs unchanged. The
                 head isolates its prompt queries (one per prompted object) this way.
+            predict_masks: False skips the mask prediction (a pass over the whole feature) for a
+                caller that reads only the queries; ``mask_logits`` is then None.
         Returns:
             (query [B, Q, C], mask_logits [B, Q, T, h, w], cls_embed [B, Q, cls_channels]).
         """
@@ -86,7 +102,7 @@ class DynamicQueryStage(BaseModule):
         query = self.update_norm(torch.sigmoid(g_in * q_in) * query + torch.sigmoid(g_upd * q_upd) * pooled)
         if self.self_attn is not None and isolate:
             b, q, c = query.shape
-            alone = attend(self.self_attn, query.reshape(b * q, 1, c), None).reshape(b, q, c)
+            alone = attend_alone(self.self_attn, query.reshape(b * q, 1, c)).reshape(b, q, c)
             query = self.attn_norm(query + alone)
         elif self.self_attn is not None:
             pad = None
@@ -97,7 +113,8 @@ class DynamicQueryStage(BaseModule):
                 pad = pad & query_valid.any(dim=1, keepdim=True)
             query = self.attn_norm(query + attend(self.self_attn, query, pad))
         query = self.ffn_norm(query + self.ffn(query))
-        mask_logits = torch.einsum('bqc,bcthw->bqthw', self.mask_embed(query), feat)
+        mask_logits = (torch.einsum('bqc,bcthw->bqthw', self.mask_embed(query), feat)
+                       if predict_masks else None)
         return query, mask_logits, self.cls_embed(query)
 
 

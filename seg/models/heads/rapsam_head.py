@@ -303,9 +303,11 @@ class RapSAMVideoHead(BaseModule):
                 None: computed per call.
             single_mask: False when the caller reads only the multimask candidates (SAM2's
                 ``multimask_output=True``): with ``multimask`` and a ``multimask_decoder``, the
-                refiners of the single prompt mask (``mask_refiner``, ``prompt_refiner``), whose
-                output would be discarded, are skipped, and ``prm_mask`` is the unrefined mask.
-                The candidates do not depend on them (they read the prompt queries).
+                single prompt mask, which would be discarded, is not formed: the prompt
+                adaptor's mask prediction, the refiners (``mask_refiner``, ``prompt_refiner``)
+                and the IoU head's score of the single mask are skipped; the output step's
+                ``prm_mask`` (with a prompt adaptor) and ``prm_iou`` are None. The candidates do
+                not depend on them (they read the prompt queries).
         """
         self._check_feats(feats)
         n_stages = self.num_stages if num_stages is None else num_stages
@@ -353,22 +355,24 @@ class RapSAMVideoHead(BaseModule):
         for the final step and the prompt exits, so an exit is exactly the routed inference output."""
         step = StepOutput(**vars(step))
         prm_valid = None
+        candidates = multimask and self.multimask_decoder is not None and prompts is not None
+        single = single_mask or not candidates  # form the single prompt mask and its score
         if obj_q is not None and self.panoptic_adaptor is not None:
             self._set_objects(step, *self.panoptic_adaptor(obj_q, feats, obj_m))
         if prompts is not None:
             prm_q, prm_m, prm_valid = prompts
             if self.prompt_adaptor is not None:
                 self._set_prompts(step, *self.prompt_adaptor(prm_q, feats, prm_m, prm_valid,
-                                                              isolate=True), prm_valid)
-        candidates = multimask and self.multimask_decoder is not None and step.prm_query is not None
-        refine_prompts = single_mask or not candidates
+                                                              isolate=True,
+                                                              predict_masks=single),
+                                  prm_valid)
         if mask_refiner is not None:
             step = self._refine(step, feats, mask_refiner, prm_valid, self.refine_object_masks,
-                                feat_cache, refine_prompts)
-        if refine_prompts and self.prompt_refiner is not None and dense_prompts is not None \
+                                feat_cache, single)
+        if single and self.prompt_refiner is not None and dense_prompts is not None \
                 and step.prm_mask is not None:
             step.prm_mask = self._refine_prompts(step.prm_mask, feats, dense_prompts, feat_cache)
-        if self.iou_head is not None and step.prm_query is not None:
+        if single and self.iou_head is not None and step.prm_query is not None:
             step.prm_iou = self.iou_head(step.prm_query)
         if candidates:
             self._set_multimask(step, feats, prm_valid, dense_prompts)
@@ -411,9 +415,10 @@ class RapSAMVideoHead(BaseModule):
         step.obj_query, step.obj_mask, step.obj_cls_embed = q, m, cls
         step.obj_cls = self.classify(cls)
 
-    def _set_prompts(self, step: StepOutput, q: torch.Tensor, m: torch.Tensor, cls: torch.Tensor,
-                     valid: torch.Tensor) -> None:
-        step.prm_query, step.prm_mask, step.prm_cls_embed = q[valid], m[valid], cls[valid]
+    def _set_prompts(self, step: StepOutput, q: torch.Tensor, m: Optional[torch.Tensor],
+                     cls: torch.Tensor, valid: torch.Tensor) -> None:
+        step.prm_query, step.prm_cls_embed = q[valid], cls[valid]
+        step.prm_mask = None if m is None else m[valid]
         step.prm_cls = self.classify(cls[valid])
 
     @staticmethod

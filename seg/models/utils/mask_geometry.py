@@ -61,18 +61,22 @@ def to_output_masks(logits: torch.Tensor, sample: DetDataSample, input_hw: Tuple
     dev = logits.device
     rows_plan = _axis_plan(h, input_hw[0], img_h, out_h if rescale else None, dev)
     cols_plan = _axis_plan(w, input_hw[1], img_w, out_w if rescale else None, dev)
-    (r_counts, kh, rows, wr), (c_counts, kw, cols, wc) = rows_plan, cols_plan
+    (r_counts, kh, r_first, r_pieces, rows, wr) = rows_plan
+    (c_counts, kw, c_first, c_pieces, cols, wc) = cols_plan
     if n == 0:
         return torch.zeros((0, out_h, out_w), dtype=torch.bool, device=dev)
     # pad so every window [i, i + k) of the grid exists; padded cells carry zero weight
     x = F.pad(logits.float()[:, None], (0, kw - 1, 0, kh - 1), mode='replicate')[:, 0]
-    above = (x > threshold).float()[:, None]
-    all_above = -F.max_pool2d(-above, (kh, kw), stride=1)[:, 0] > 0
+    # the share of each window's cells above the threshold: 1 all, 0 none (one pooling pass;
+    # a sum of at most kh * kw ones is exact, so the comparisons are too)
+    share = F.avg_pool2d((x > threshold).float()[:, None], (kh, kw), stride=1)[:, 0]
+    all_above = share > 1 - 0.5 / (kh * kw)
     # windows no output starts in (grid cells in the padding) need no interpolation
-    mixed = (F.max_pool2d(above, (kh, kw), stride=1)[:, 0].bool() & ~all_above
-             & (r_counts > 0)[:, None] & (c_counts > 0)[None])
-    per_cell = rows.shape[1] * cols.shape[1]
-    is_dense = mixed.flatten(1).sum(1) * per_cell > BOUNDARY_SHARE_DENSE * out_h * out_w
+    mixed = ((share > 0) & ~all_above & (r_counts > 0)[:, None] & (c_counts > 0)[None])
+    per_piece = rows.shape[1] * cols.shape[1]  # outputs interpolated per (row, column) piece
+    pieces = (r_pieces[:, None] * c_pieces[None]).to(torch.float32)
+    work = (mixed.to(torch.float32) * pieces).flatten(1).sum(1) * per_piece
+    is_dense = work > BOUNDARY_SHARE_DENSE * out_h * out_w
     dense, sparse = is_dense.nonzero()[:, 0], (~is_dense).nonzero()[:, 0]
     if len(sparse) == 0:  # no mask is worth the gather: no copy of the grid signs either
         return _dense_masks(logits, sample, input_hw, rescale, threshold)
@@ -86,14 +90,30 @@ def to_output_masks(logits: torch.Tensor, sample: DetDataSample, input_hw: Tuple
         out = full
     b, i, j = mixed[sparse].nonzero(as_tuple=True)
     b = sparse[b]
+    # every mixed window -> its (row piece, column piece) pairs
+    e, pi = _window_pieces(i, r_first, r_pieces)
+    b, i, j = b[e], i[e], j[e]
+    e, pj = _window_pieces(j, c_first, c_pieces)
+    b, i, j, pi = b[e], i[e], j[e], pi[e]
     windows = x.unfold(1, kh, 1).unfold(2, kw, 1)  # [N, h, w, kh, kw], a view
-    chunk = max(1, UPSAMPLE_CHUNK_ELEMENTS // 16 // per_cell)
+    chunk = max(1, UPSAMPLE_CHUNK_ELEMENTS // 16 // per_piece)
     for s in range(0, len(b), chunk):
-        bs, is_, js = b[s:s + chunk], i[s:s + chunk], j[s:s + chunk]
-        vals = wr[is_] @ windows[bs, is_, js] @ wc[js].transpose(1, 2) > threshold  # [M, Lh, Lw]
-        flat = (bs[:, None, None] * out_h + rows[is_][:, :, None]) * out_w + cols[js][:, None, :]
+        bs, is_, js, ps, qs = b[s:s + chunk], i[s:s + chunk], j[s:s + chunk], pi[s:s + chunk], \
+            pj[s:s + chunk]
+        vals = wr[ps] @ windows[bs, is_, js] @ wc[qs].transpose(1, 2) > threshold  # [M, Lh, Lw]
+        flat = (bs[:, None, None] * out_h + rows[ps][:, :, None]) * out_w + cols[qs][:, None, :]
         out.view(-1).scatter_(0, flat.flatten(), vals.flatten())
     return out
+
+
+def _window_pieces(window: torch.Tensor, first: torch.Tensor, pieces: torch.Tensor
+                   ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Window indices ``[M]`` -> for each of their pieces (``_axis_plan``), the entry of
+    ``window`` it belongs to and its piece index."""
+    reps = pieces[window]
+    entry = torch.repeat_interleave(torch.arange(len(window), device=window.device), reps)
+    within = torch.arange(len(entry), device=window.device) - (torch.cumsum(reps, 0) - reps)[entry]
+    return entry, first[window[entry]] + within
 
 
 def _dense_masks(logits: torch.Tensor, sample: DetDataSample, input_hw: Tuple[int, int],
@@ -109,10 +129,12 @@ def _dense_masks(logits: torch.Tensor, sample: DetDataSample, input_hw: Tuple[in
 @lru_cache(maxsize=64)
 def _axis_plan(grid: int, padded: int, valid: int, out: Optional[int], device: torch.device) -> tuple:
     """For one axis' ``resample_matrix`` ``[out, grid]``: per window start ``i`` the number of
-    outputs whose support starts at cell ``i`` (they are consecutive), the window length ``k``
-    covering every output's support, the outputs of each window (``rows [grid, L]``; a window
-    with fewer than L repeats its last output, which rewrites the same value) and their weights
-    on the window (``[grid, L, k]``)."""
+    outputs whose support starts at cell ``i`` (they are consecutive) and the window length ``k``
+    covering every output's support. A window's outputs are cut into pieces of L (the most
+    common count: the edge windows, where the clamped borders start more outputs, get two
+    pieces instead of widening every piece); per window its first piece and number of pieces,
+    per piece its outputs (``rows [V, L]``; a short piece repeats its last output, which
+    rewrites the same value) and their weights on the window (``[V, L, k]``)."""
     m = resample_matrix(grid, padded, valid, out, device)
     nz = m != 0
     first = nz.float().argmax(1)
@@ -120,13 +142,18 @@ def _axis_plan(grid: int, padded: int, valid: int, out: Optional[int], device: t
     k = int((last - first).max()) + 1
     counts = torch.bincount(first, minlength=m.shape[1])
     starts = torch.cumsum(counts, 0) - counts  # ``first`` is non-decreasing along the outputs
-    span = torch.arange(int(counts.max()), device=m.device)
-    rows = starts[:, None] + torch.minimum(span, (counts[:, None] - 1).clamp(min=0))
-    rows = rows.clamp(max=m.shape[0] - 1)
+    length = int(torch.mode(counts[counts > 0]).values)
+    pieces = (counts + length - 1) // length
+    piece_first = torch.cumsum(pieces, 0) - pieces
+    window = torch.repeat_interleave(torch.arange(m.shape[1], device=m.device), pieces)  # [V]
+    offset = (torch.arange(len(window), device=m.device) - piece_first[window]) * length
+    left = counts[window] - offset  # outputs of the window from this piece on
+    span = torch.arange(length, device=m.device)
+    rows = starts[window, None] + offset[:, None] + torch.minimum(span, left[:, None] - 1)
     padded_m = F.pad(m, (0, k - 1))
-    cells = torch.arange(m.shape[1], device=m.device)[:, None] + torch.arange(k, device=m.device)
-    weights = padded_m[rows[:, :, None], cells[:, None, :]]  # [grid, L, k]
-    return counts, k, rows, weights
+    cells = window[:, None] + torch.arange(k, device=m.device)
+    weights = padded_m[rows[:, :, None], cells[:, None, :]]  # [V, L, k]
+    return counts, k, piece_first, pieces, rows, weights
 
 
 def image_region(sample: DetDataSample, input_hw: Tuple[int, int], grid_hw: Tuple[int, int],

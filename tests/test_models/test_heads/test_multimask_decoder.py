@@ -7,7 +7,7 @@ from seg.models.heads import DynamicQueryStage, MultimaskDecoder
 from seg.registry import MODELS
 from tests.conftest import REPO_ROOT
 from tests.test_models.tiny_cases.detectors import fastsam2_model_cfg, packed_image, run_loss
-from tests.test_models.tiny_cases.heads import HEAD
+from tests.test_models.tiny_cases.heads import HEAD, TEXT, _prompts
 
 C = 16
 
@@ -66,3 +66,40 @@ def test_training_loss_of_the_fastsam2_config_has_the_multimask_terms():
     assert losses['loss_prompt_multimask'] > 0
     sum(losses.values()).backward()
     assert model.panoptic_head.multimask_decoder.output_tokens.weight.grad.abs().sum() > 0
+
+
+def test_one_token_attention_is_the_value_projection_with_the_same_gradients():
+    """``attend_alone`` (the isolated prompt queries' attention) equals ``nn.MultiheadAttention``
+    over one-token sequences, forward and backward."""
+    from seg.models.heads.dynamic_query_stage import attend, attend_alone
+    attn = torch.nn.MultiheadAttention(C, 2, batch_first=True)
+    x = torch.randn(5, 1, C, requires_grad=True)
+    ref = attend(attn, x, None)
+    got = attend_alone(attn, x)
+    assert torch.allclose(got, ref, atol=1e-6)
+    (g_ref, ) = torch.autograd.grad(ref.square().sum(), x)
+    (g_got, ) = torch.autograd.grad(got.square().sum(), x)
+    assert torch.allclose(g_got, g_ref, atol=1e-5)
+
+
+def test_candidates_only_decode_skips_the_single_mask_and_keeps_the_candidates():
+    """``single_mask=False`` (SAM2's multimask output) forms no single prompt mask (no adaptor
+    mask prediction, no refiners) and the same candidates and IoUs as the full decode."""
+    torch.manual_seed(0)
+    head = MODELS.build(dict(HEAD, multimask_decoder=dict(type='MultimaskDecoder'))).eval()
+    refiner = MODELS.build(dict(type='MaskStateRefiner', feat_channels=C))
+    calls = []
+    refiner.register_forward_hook(lambda *_: calls.append('refiner'))
+    head.prompt_adaptor.mask_embed.register_forward_hook(lambda *_: calls.append('adaptor mask'))
+    head.set_class_embeddings(torch.randn(head.num_classes, TEXT))
+    feats = torch.randn(1, C, 1, 8, 8)
+    prompts = head.prompt_encoder([_prompts()], [0], feats, (32, 32), [None])
+    with torch.no_grad():
+        full = head(feats, prompts, run_objects=False, mask_refiner=refiner, multimask=True).final
+        assert calls == ['adaptor mask', 'refiner']
+        calls.clear()
+        only = head(feats, prompts, run_objects=False, mask_refiner=refiner, multimask=True,
+                    single_mask=False).final
+    assert calls == [] and only.prm_mask is None and only.prm_iou is None
+    assert torch.allclose(only.prm_multi_mask, full.prm_multi_mask, atol=1e-6)
+    assert torch.allclose(only.prm_multi_iou, full.prm_multi_iou, atol=1e-6)
