@@ -6,6 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 
+from seg.models.utils.feature_products import kernel_masks, masked_pool
 from seg.registry import MODELS
 
 
@@ -94,7 +95,7 @@ class DynamicQueryStage(BaseModule):
             (query [B, Q, C], mask_logits [B, Q, T, h, w], cls_embed [B, Q, cls_channels]).
         """
         weights = mask_logits.sigmoid()  # differentiable pooling also trains the initial masks
-        pooled = torch.einsum('bqthw,bcthw->bqc', weights, feat)
+        pooled = masked_pool(weights, feat)
         pooled = pooled / (weights.flatten(2).sum(-1, keepdim=True) + 1.0)
         pooled = self.pool_proj(pooled)
         g_in, g_upd = self.gate(pooled).chunk(2, dim=-1)
@@ -113,8 +114,7 @@ class DynamicQueryStage(BaseModule):
                 pad = pad & query_valid.any(dim=1, keepdim=True)
             query = self.attn_norm(query + attend(self.self_attn, query, pad))
         query = self.ffn_norm(query + self.ffn(query))
-        mask_logits = (torch.einsum('bqc,bcthw->bqthw', self.mask_embed(query), feat)
-                       if predict_masks else None)
+        mask_logits = kernel_masks(self.mask_embed(query), feat) if predict_masks else None
         return query, mask_logits, self.cls_embed(query)
 
 

@@ -6,6 +6,7 @@ import torch.nn as nn
 from mmdet.models.layers import MLP
 from mmengine.model import BaseModule
 
+from seg.models.utils.feature_products import kernel_masks
 from seg.registry import MODELS
 
 
@@ -52,5 +53,9 @@ class MultimaskDecoder(BaseModule):
                              f'[N, C] = {tuple(query.shape)}, got {tuple(feat.shape)}')
         cand = query[:, None] + self.output_tokens.weight[None]
         cand = self.norm(query[:, None] + self.token_mlp(cand))
-        masks = torch.einsum('nkc,nchw->nkhw', self.mask_embed(cand), feat)
-        return cand, masks
+        kernels = self.mask_embed(cand)
+        n, k = kernels.shape[:2]
+        if n == 1 or feat.stride(0) == 0:  # one frame (a broadcast view): one pass for all rows
+            masks = kernel_masks(kernels.reshape(1, n * k, -1), feat[:1, :, None])
+            return cand, masks.view(n, k, *feat.shape[-2:])
+        return cand, torch.einsum('nkc,nchw->nkhw', kernels, feat)

@@ -17,6 +17,7 @@ from mmengine.dist import all_reduce
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 
+from seg.models.utils.feature_products import kernel_masks
 from seg.registry import MODELS, TASK_UTILS
 
 from .iou_head import grid_mask_iou
@@ -240,14 +241,14 @@ class RapSAMVideoHead(BaseModule):
     def init_object_queries(self, feats: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """The learned object queries ``[B, Q, C]`` and their initial masks ``[B, Q, T, h, w]``."""
         q = self.query_feat.weight[None].expand(feats.shape[0], -1, -1)
-        return q, torch.einsum('bqc,bcthw->bqthw', self.init_mask_proj(q), feats)
+        return q, kernel_masks(self.init_mask_proj(q), feats)
 
     def init_prompt_queries(self, prompts: PromptTokens, feats: torch.Tensor
                             ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One query per prompted object, padded per sample: queries ``[B, N_max, C]``, initial
         masks ``[B, N_max, T, h, w]`` (a mask prompt on its frame) and validity ``[B, N_max]``."""
         q, valid = self._pad_prompt_queries(prompts, feats.shape[0])
-        m = torch.einsum('bqc,bcthw->bqthw', self.init_mask_proj(q), feats)
+        m = kernel_masks(self.init_mask_proj(q), feats)
         return q, self._inject_mask_prompts(m, prompts), valid
 
     def decode(self, feats: torch.Tensor,

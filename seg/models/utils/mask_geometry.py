@@ -61,8 +61,8 @@ def to_output_masks(logits: torch.Tensor, sample: DetDataSample, input_hw: Tuple
     dev = logits.device
     rows_plan = _axis_plan(h, input_hw[0], img_h, out_h if rescale else None, dev)
     cols_plan = _axis_plan(w, input_hw[1], img_w, out_w if rescale else None, dev)
-    (r_counts, kh, r_first, r_pieces, rows, wr) = rows_plan
-    (c_counts, kw, c_first, c_pieces, cols, wc) = cols_plan
+    (r_counts, kh, r_first, r_pieces, rows, wr, r_runs) = rows_plan
+    (c_counts, kw, c_first, c_pieces, cols, wc, c_runs) = cols_plan
     if n == 0:
         return torch.zeros((0, out_h, out_w), dtype=torch.bool, device=dev)
     # pad so every window [i, i + k) of the grid exists; padded cells carry zero weight
@@ -82,7 +82,7 @@ def to_output_masks(logits: torch.Tensor, sample: DetDataSample, input_hw: Tuple
         return _dense_masks(logits, sample, input_hw, rescale, threshold)
     # outputs starting in window i are consecutive: expand each window to them (columns first,
     # on the few grid rows; the rows are then whole-row copies)
-    out = all_above[sparse].repeat_interleave(c_counts, dim=2).repeat_interleave(r_counts, dim=1)
+    out = _repeat_windows(_repeat_windows(all_above[sparse], 2, c_runs), 1, r_runs)
     if len(dense):
         full = out.new_empty((n, out_h, out_w))
         full[sparse] = out
@@ -103,6 +103,24 @@ def to_output_masks(logits: torch.Tensor, sample: DetDataSample, input_hw: Tuple
         vals = wr[ps] @ windows[bs, is_, js] @ wc[qs].transpose(1, 2) > threshold  # [M, Lh, Lw]
         flat = (bs[:, None, None] * out_h + rows[ps][:, :, None]) * out_w + cols[qs][:, None, :]
         out.view(-1).scatter_(0, flat.flatten(), vals.flatten())
+    return out
+
+
+def _repeat_windows(x: torch.Tensor, dim: int, runs: Tuple[Tuple[int, int, int], ...]
+                    ) -> torch.Tensor:
+    """``x.repeat_interleave(counts, dim)`` with the counts given as runs ``(first window, end,
+    count)`` of equal counts (``_axis_plan``): one broadcast copy per run (the counts differ only
+    at the image edges) instead of a gather per output element, ~3x faster on a CPU."""
+    shape = list(x.shape)
+    shape[dim] = sum((end - first) * count for first, end, count in runs)
+    out = x.new_empty(shape)
+    start = 0
+    for first, end, count in runs:
+        src = x.narrow(dim, first, end - first).unsqueeze(dim + 1)
+        dst = out.narrow(dim, start, (end - first) * count)
+        dst.view(*src.shape[:dim + 1], count, *src.shape[dim + 2:]).copy_(
+            src.expand(*src.shape[:dim + 1], count, *src.shape[dim + 2:]))
+        start += (end - first) * count
     return out
 
 
@@ -134,7 +152,8 @@ def _axis_plan(grid: int, padded: int, valid: int, out: Optional[int], device: t
     common count: the edge windows, where the clamped borders start more outputs, get two
     pieces instead of widening every piece); per window its first piece and number of pieces,
     per piece its outputs (``rows [V, L]``; a short piece repeats its last output, which
-    rewrites the same value) and their weights on the window (``[V, L, k]``)."""
+    rewrites the same value) and their weights on the window (``[V, L, k]``); and the runs of
+    windows with equal, non-zero counts ``(first window, end, count)`` (``_repeat_windows``)."""
     m = resample_matrix(grid, padded, valid, out, device)
     nz = m != 0
     first = nz.float().argmax(1)
@@ -153,7 +172,14 @@ def _axis_plan(grid: int, padded: int, valid: int, out: Optional[int], device: t
     padded_m = F.pad(m, (0, k - 1))
     cells = window[:, None] + torch.arange(k, device=m.device)
     weights = padded_m[rows[:, :, None], cells[:, None, :]]  # [V, L, k]
-    return counts, k, piece_first, pieces, rows, weights
+    runs, first = [], 0
+    listed = counts.tolist()
+    for i in range(1, len(listed) + 1):
+        if i == len(listed) or listed[i] != listed[first]:
+            if listed[first]:
+                runs.append((first, i, listed[first]))
+            first = i
+    return counts, k, piece_first, pieces, rows, weights, tuple(runs)
 
 
 def image_region(sample: DetDataSample, input_hw: Tuple[int, int], grid_hw: Tuple[int, int],
