@@ -513,11 +513,20 @@ def latency_stats(times_ms: Sequence[float]) -> Dict[str, float]:
                 p99_ms=float(p99), fps=float(1e3 / t.mean()))
 
 
+TRACE_POINTS = 200  # samples of the held-memory trace kept in the JSON / plotted
+
+
 def held_memory_stats(held_mb: Sequence[float], device: str) -> Dict[str, Any]:
-    """The memory held after the timed calls: at the first and the last call, its maximum, and
-    the growth from the first call's to the maximum (over a long VOS stream: flat memory is ~0)."""
+    """The memory held after the timed calls: at the first and the last call, its maximum, the
+    growth from the first call's to the maximum (over a long VOS stream: flat memory is ~0), and
+    a trace of ``(timed call, MB)`` at most ``TRACE_POINTS`` long (the last call included)."""
+    step = max(1, len(held_mb) // TRACE_POINTS)
+    calls = list(range(0, len(held_mb), step))
+    if calls[-1] != len(held_mb) - 1:
+        calls.append(len(held_mb) - 1)
     return dict(held_first_mb=held_mb[0], held_last_mb=held_mb[-1], held_max_mb=max(held_mb),
                 held_growth_mb=max(held_mb) - held_mb[0],
+                held_trace=[[i, held_mb[i]] for i in calls],
                 held_kind='cuda memory_allocated after the call' if device.startswith('cuda')
                 else 'process RSS after the call')
 
@@ -650,8 +659,6 @@ def print_table(result: Dict[str, Any], title: str) -> None:
 
 def plot_fps(result: Dict[str, Any], path: Path, title: str) -> None:
     """FPS vs input resolution, one line per task per model (colour: task, line style: model)."""
-    import io
-
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -674,18 +681,56 @@ def plot_fps(result: Dict[str, Any], path: Path, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.grid(True, which='both', alpha=0.3)
     ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def plot_held_memory(result: Dict[str, Any], path: Path, title: str) -> None:
+    """Memory held after each timed call (``held_trace``), one line per task / size / model:
+    a long stream's memory must stay flat."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(11, 4))
+    for row in result['rows']:
+        if 'held_trace' in row:
+            calls, mb = zip(*row['held_trace'])
+            ax.plot(calls, mb, label=f"{row['task']} {row['size']} / {row['model']}")
+    ax.set_xlabel('timed call (VOS: frame after the warm-up)')
+    ax.set_ylabel(result['rows'][0].get('held_kind', 'memory held') + ' (MB)')
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    _save_figure(fig, path)
+
+
+def _save_figure(fig, path: Path) -> None:
+    """Write a matplotlib figure as PNG atomically and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
     buf = io.BytesIO()
+    fig.tight_layout()
     fig.savefig(buf, format='png', dpi=120)
     plt.close(fig)
     with atomic_open(path, 'wb') as f:
         f.write(buf.getvalue())
 
 
+# timed calls from which a row's held memory is also plotted (a stream, not a few calls)
+MEMORY_PLOT_MIN_CALLS = 100
+
+
 def write_outputs(result: Dict[str, Any], meta: Dict[str, Any], json_path: Path, title: str
                   ) -> Path:
-    """JSON log (atomically) and the FPS plot beside it (same stem, ``.png``); returns the PNG path."""
+    """JSON log (atomically) and the FPS plot beside it (same stem, ``.png``); returns the PNG
+    path. With a row of at least ``MEMORY_PLOT_MIN_CALLS`` timed calls (a long VOS stream), also
+    the held-memory plot ``<stem>_memory.png``."""
     png_path = json_path.with_suffix('.png')
-    atomic_write_json(dict(meta, **result, plot=png_path.name), json_path)
+    long_rows = [r for r in result['rows'] if r.get('n', 0) >= MEMORY_PLOT_MIN_CALLS]
+    memory_png = json_path.with_name(json_path.stem + '_memory.png') if long_rows else None
+    atomic_write_json(dict(meta, **result, plot=png_path.name,
+                           memory_plot=memory_png and memory_png.name), json_path)
     plot_fps(result, png_path, title)
+    if memory_png is not None:
+        plot_held_memory(dict(result, rows=long_rows), memory_png, title)
     return png_path

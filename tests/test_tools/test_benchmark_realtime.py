@@ -92,11 +92,28 @@ def test_frame_source_long_stream_repeats_a_cycle():
 
 
 def test_held_memory_stats_reports_growth():
-    from seg.utils.realtime_benchmark import held_memory_stats
+    from seg.utils.realtime_benchmark import TRACE_POINTS, held_memory_stats
     stats = held_memory_stats([100.0, 130.0, 120.0], 'cpu')
     assert stats['held_first_mb'] == 100 and stats['held_last_mb'] == 120
     assert stats['held_max_mb'] == 130 and stats['held_growth_mb'] == 30
     assert stats['held_kind'] == 'process RSS after the call'
+    assert stats['held_trace'] == [[0, 100.0], [1, 130.0], [2, 120.0]]
+    long = held_memory_stats([float(i % 7) for i in range(10_001)], 'cpu')['held_trace']
+    assert len(long) <= TRACE_POINTS + 1 and long[0][0] == 0 and long[-1] == [10_000, 10_000 % 7]
+
+
+def test_a_long_stream_also_gets_its_memory_plot(tmp_path):
+    from seg.utils.realtime_benchmark import held_memory_stats, write_outputs
+    held = [500.0 + (i % 10) for i in range(300)]
+    row = dict(task='vos_1obj', size='64x48', model='A', n=300, fps=10.0,
+               **held_memory_stats(held, 'cpu'))
+    short = dict(row, task='reprompt', n=3)
+    out = tmp_path / 'stream.json'
+    write_outputs(dict(rows=[row, short], ratios=[], included={}), dict(title='t'), out, 't')
+    log = json.loads(out.read_text())
+    assert log['memory_plot'] == 'stream_memory.png'
+    img = np.asarray(Image.open(tmp_path / 'stream_memory.png').convert('L'))
+    assert img.shape[0] > 200 and img.std() > 5
 
 
 def test_tasks_interleave_and_count_calls():
@@ -177,6 +194,6 @@ def test_cli_tiny_vs_sam2_on_cpu(tmp_path):
     assert all(v['decode'] == 'included' for v in log['included'].values())
 
     png = out.with_suffix('.png')
-    assert log['plot'] == png.name
+    assert log['plot'] == png.name and log['memory_plot'] is None  # 2 calls: no stream
     img = np.asarray(Image.open(png).convert('L'))
     assert img.shape[0] > 200 and img.std() > 5

@@ -74,7 +74,9 @@ def parse_args() -> argparse.Namespace:
                              'memory: its per-frame cost grows until then)')
     parser.add_argument('--frames', type=int, default=None,
                         help='VOS video length (default: 1 + --vos-warmup + --iters); the frames '
-                             'after the warm-up are timed')
+                             'after the warm-up are timed. A long stream (e.g. 10000) repeats its '
+                             'first 200 frames; the JSON gives the memory held after each frame '
+                             '(held_first_mb / held_max_mb / held_growth_mb)')
     parser.add_argument('--image-size', type=int, default=DEFAULT_IMAGE_SIZE,
                         help='FastSAM2 processing size (longest side)')
     parser.add_argument('--compare-sam2', choices=tuple(SAM2_CONFIGS), default=None,

@@ -826,7 +826,8 @@ def _row_frames(feats: torch.Tensor, batch_index: torch.Tensor, frame_index: tor
     every re-prompt and tracked frame) is a broadcast view: advanced indexing would copy the
     frame's whole feature once per row (3 ms for one 256 x 72 x 128 frame on a CPU)."""
     if feats.shape[0] == 1 and feats.shape[2] == 1:
-        return feats[:, :, 0].expand(len(batch_index), -1, -1, -1)
+        # the row count as a size, not len(): an ONNX trace keeps it dynamic
+        return feats[:, :, 0].expand(batch_index.shape[0], -1, -1, -1)
     return feats[batch_index, :, frame_index]
 
 

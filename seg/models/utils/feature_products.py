@@ -11,8 +11,10 @@ import torch
 
 def _pixel_parts(feat: torch.Tensor, batch: int, pixels: int) -> int:
     """Pixel ranges to run as separate ``bmm`` batch entries: one per CPU thread for a single
-    sample (a batch already runs in parallel; GPU kernels use the whole device anyway)."""
-    if feat.device.type != 'cpu' or batch != 1:
+    sample (a batch already runs in parallel; GPU kernels use the whole device anyway). None in
+    an exported graph: it must not depend on the exporting machine's threads or pixel count."""
+    if feat.device.type != 'cpu' or batch != 1 or torch.jit.is_tracing() \
+            or torch.onnx.is_in_onnx_export():
         return 1
     parts = torch.get_num_threads()
     while parts > 1 and pixels % parts:

@@ -110,7 +110,7 @@ def _repeat_windows(x: torch.Tensor, dim: int, runs: Tuple[Tuple[int, int, int],
                     ) -> torch.Tensor:
     """``x.repeat_interleave(counts, dim)`` with the counts given as runs ``(first window, end,
     count)`` of equal counts (``_axis_plan``): one broadcast copy per run (the counts differ only
-    at the image edges) instead of a gather per output element, ~3x faster on a CPU."""
+    at the image edges) instead of a gather per output element (1.4x faster on this CPU)."""
     shape = list(x.shape)
     shape[dim] = sum((end - first) * count for first, end, count in runs)
     out = x.new_empty(shape)

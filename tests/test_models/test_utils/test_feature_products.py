@@ -43,3 +43,15 @@ def test_split_only_for_one_cpu_sample_and_into_whole_ranges(threads):
     assert _pixel_parts(feat, 1, 35) == 1 and _pixel_parts(feat, 1, 36) == 3
     threads(4)
     assert _pixel_parts(feat, 1, 30) == 3  # the most ranges that divide the pixels
+
+
+def test_no_split_in_a_traced_graph(threads):
+    """An exported graph holds the plain product: the split depends on the exporting machine's
+    threads and on the pixel count dividing evenly."""
+    threads(2)
+    feat, kernels = torch.randn(1, 4, 1, 8, 12), torch.randn(1, 3, 4)
+    traced = torch.jit.trace(kernel_masks, (kernels, feat))
+    assert 'transpose' not in str(traced.graph) and 'bmm' in str(traced.graph)
+    odd = torch.randn(1, 4, 1, 7, 9)  # 63 pixels: no whole 2-thread ranges
+    assert torch.allclose(traced(kernels, odd), torch.einsum('bqc,bcthw->bqthw', kernels, odd),
+                          atol=1e-6)
