@@ -42,6 +42,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import cv2
 import numpy as np
 import torch
+from rich.progress import track
 
 from seg.utils.atomic_io import atomic_open, atomic_write_json
 from seg.utils.precision import autocast
@@ -50,6 +51,9 @@ TASKS = ('interactive_new_frame', 'reprompt', 'vos_1obj', 'vos_8obj', 'panoptic'
 STAGES = ('decode', 'preprocess', 'postprocess')
 DEFAULT_SIZES = ((1920, 1080), (1280, 720), (854, 480))
 VOS_OBJECTS = {'vos_1obj': 1, 'vos_8obj': 8}
+TRACE_POINTS = 200  # samples of the held-memory trace kept in the JSON / plotted
+# calls from which a run is a stream: a progress bar, and its held memory is also plotted
+MEMORY_PLOT_MIN_CALLS = 100
 
 Hook = Tuple[Any, str]  # (object, attribute name of the function that implements a stage)
 
@@ -386,7 +390,10 @@ def run_vos_task(num_objects: int, sides: Sequence[Side], source: FrameSource, r
             next(stream)  # the prompt frame
             return stream
         streams[side.name] = rec.call(side, start, timed=False)
-    for step in range(len(source) - 1):
+    steps = range(len(source) - 1)
+    if len(source) > MEMORY_PLOT_MIN_CALLS:  # a long stream (thousands of frames) shows progress
+        steps = track(steps, description='VOS frames')
+    for step in steps:
         for side in alternate(sides, step):
             rec.call(side, lambda s=side: next(streams[s.name]), timed=step >= rec.settings.vos_warmup)
     for stream in streams.values():
@@ -513,9 +520,6 @@ def latency_stats(times_ms: Sequence[float]) -> Dict[str, float]:
                 p99_ms=float(p99), fps=float(1e3 / t.mean()))
 
 
-TRACE_POINTS = 200  # samples of the held-memory trace kept in the JSON / plotted
-
-
 def held_memory_stats(held_mb: Sequence[float], device: str) -> Dict[str, Any]:
     """The memory held after the timed calls: at the first and the last call, its maximum, the
     growth from the first call's to the maximum (over a long VOS stream: flat memory is ~0), and
@@ -596,7 +600,7 @@ def _run_all(sides: Sequence[Side], tasks: Sequence[str], sizes: Sequence[Tuple[
                     row['gpu_util_pct'] = nvml.mean
                 rows.append(row)
             ref = rows[-len(sides)]
-            for row in rows[-len(sides) + 1:]:
+            for row in rows[len(rows) - len(sides) + 1:]:  # none with a single side
                 if 'mean_ms' in ref and 'mean_ms' in row:
                     ratios.append(dict(task=task, size=f'{width}x{height}', model=row['model'],
                                        reference=ref['model'],
@@ -714,10 +718,6 @@ def _save_figure(fig, path: Path) -> None:
     plt.close(fig)
     with atomic_open(path, 'wb') as f:
         f.write(buf.getvalue())
-
-
-# timed calls from which a row's held memory is also plotted (a stream, not a few calls)
-MEMORY_PLOT_MIN_CALLS = 100
 
 
 def write_outputs(result: Dict[str, Any], meta: Dict[str, Any], json_path: Path, title: str

@@ -197,3 +197,10 @@ def test_cli_tiny_vs_sam2_on_cpu(tmp_path):
     assert log['plot'] == png.name and log['memory_plot'] is None  # 2 calls: no stream
     img = np.asarray(Image.open(png).convert('L'))
     assert img.shape[0] > 200 and img.std() > 5
+
+
+def test_a_single_side_has_no_ratios():
+    side = _fake_side('A', _Log())
+    result = run_benchmark([side], ['reprompt', 'vos_1obj'], [(32, 24)],
+                           BenchSettings(warmup=0, iters=1, vos_warmup=0), log=lambda msg: None)
+    assert [r['model'] for r in result['rows']] == ['A', 'A'] and result['ratios'] == []
