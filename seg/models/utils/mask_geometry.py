@@ -102,7 +102,8 @@ def to_output_masks(logits: torch.Tensor, sample: DetDataSample, input_hw: Tuple
             pj[s:s + chunk]
         vals = wr[ps] @ windows[bs, is_, js] @ wc[qs].transpose(1, 2) > threshold  # [M, Lh, Lw]
         flat = (bs[:, None, None] * out_h + rows[ps][:, :, None]) * out_w + cols[qs][:, None, :]
-        out.view(-1).scatter_(0, flat.flatten(), vals.flatten())
+        # through uint8 views: scatter_ of bool is 2x slower on a CPU, the bytes are the same
+        out.view(torch.uint8).view(-1).scatter_(0, flat.flatten(), vals.flatten().view(torch.uint8))
     return out
 
 
