@@ -658,7 +658,8 @@ class RapSAM(BaseDetector):
                        input_hw: Tuple[int, int], multimask: bool = False,
                        types: Optional[Set[str]] = None,
                        feat_cache: Optional[Dict[str, torch.Tensor]] = None,
-                       single_mask: bool = True) -> Tuple[StepOutput, PromptTokens]:
+                       single_mask: bool = True, classes: bool = True
+                       ) -> Tuple[StepOutput, PromptTokens]:
         """Decode prompts on cached image embeddings (``encode_image``) through the prompt path
         alone: prompt encoder, prompt queries at the TaskRouter's ``'interactive'`` depth (all
         stages without a router), prompt refiner, IoU head, and with ``multimask`` the multimask
@@ -678,6 +679,8 @@ class RapSAM(BaseDetector):
                 ``RapSAMVideoHead.decode``).
             single_mask: False when only the multimask candidates will be read: the single
                 mask's refiners are skipped (see ``RapSAMVideoHead.decode``).
+            classes: False when no class of the prompts will be read: ``prm_cls`` is not formed
+                (see ``RapSAMVideoHead.decode``).
 
         Returns:
             The output step (prompt entries; rows grouped by image, in prompt-row order) and the
@@ -697,7 +700,7 @@ class RapSAM(BaseDetector):
         tokens = self._encode_prompts(groups, feats, input_hw)
         out = self.panoptic_head(feats, tokens, run_objects=False, num_stages=num_stages,
                                  mask_refiner=self.mask_refiner, multimask=multimask,
-                                 feat_cache=feat_cache, single_mask=single_mask)
+                                 feat_cache=feat_cache, single_mask=single_mask, classes=classes)
         return out.final, tokens
 
     def decode_objects(self, feats: torch.Tensor) -> StepOutput:

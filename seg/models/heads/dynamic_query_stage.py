@@ -79,8 +79,8 @@ class DynamicQueryStage(BaseModule):
 
     def forward(self, query: torch.Tensor, feat: torch.Tensor, mask_logits: torch.Tensor,
                 query_valid: Optional[torch.Tensor] = None, isolate: bool = False,
-                predict_masks: bool = True
-                ) -> Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor]:
+                predict_masks: bool = True, embed_classes: bool = True
+                ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
         """
         Args:
             query: [B, Q, C]; feat: [B, C, T, h, w]; mask_logits: [B, Q, T, h, w] of the previous step.
@@ -91,6 +91,8 @@ class DynamicQueryStage(BaseModule):
                 head isolates its prompt queries (one per prompted object) this way.
             predict_masks: False skips the mask prediction (a pass over the whole feature) for a
                 caller that reads only the queries; ``mask_logits`` is then None.
+            embed_classes: False skips the class embedding for a caller that reads no class;
+                ``cls_embed`` is then None.
         Returns:
             (query [B, Q, C], mask_logits [B, Q, T, h, w], cls_embed [B, Q, cls_channels]).
         """
@@ -115,7 +117,7 @@ class DynamicQueryStage(BaseModule):
             query = self.attn_norm(query + attend(self.self_attn, query, pad))
         query = self.ffn_norm(query + self.ffn(query))
         mask_logits = kernel_masks(self.mask_embed(query), feat) if predict_masks else None
-        return query, mask_logits, self.cls_embed(query)
+        return query, mask_logits, self.cls_embed(query) if embed_classes else None
 
 
 @MODELS.register_module()

@@ -215,7 +215,7 @@ class RapSAMVideoHead(BaseModule):
                 mask_refiner: Optional[nn.Module] = None,
                 prompt_exits: Sequence[int] = (), multimask: bool = False,
                 feat_cache: Optional[Dict[str, torch.Tensor]] = None,
-                single_mask: bool = True) -> HeadOutput:
+                single_mask: bool = True, classes: bool = True) -> HeadOutput:
         """Decode a batch of clips.
 
         Args:
@@ -228,6 +228,7 @@ class RapSAMVideoHead(BaseModule):
             multimask: form the multimask candidates on the output steps (see ``decode``).
             feat_cache: see ``decode``.
             single_mask: see ``decode``.
+            classes: see ``decode``.
         """
         self._check_feats(feats)
         objects = self.init_object_queries(feats) if run_objects else None
@@ -236,7 +237,8 @@ class RapSAMVideoHead(BaseModule):
             prm = self.init_prompt_queries(prompts, feats)
         return self.decode(feats, objects, prm, num_stages, mask_refiner, prompt_exits,
                            dense_prompts=DensePrompts.from_tokens(prompts) if prm is not None else None,
-                           multimask=multimask, feat_cache=feat_cache, single_mask=single_mask)
+                           multimask=multimask, feat_cache=feat_cache, single_mask=single_mask,
+                           classes=classes)
 
     def init_object_queries(self, feats: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """The learned object queries ``[B, Q, C]`` and their initial masks ``[B, Q, T, h, w]``."""
@@ -260,7 +262,7 @@ class RapSAMVideoHead(BaseModule):
                dense_prompts: Optional[DensePrompts] = None,
                multimask: bool = False,
                feat_cache: Optional[Dict[str, torch.Tensor]] = None,
-               single_mask: bool = True) -> HeadOutput:
+               single_mask: bool = True, classes: bool = True) -> HeadOutput:
         """Run the shared stages, then the task adaptors, on given initial queries.
 
         The output step (the last one) is formed from the last stage run: the task adaptors (a task
@@ -309,6 +311,10 @@ class RapSAMVideoHead(BaseModule):
                 and the IoU head's score of the single mask are skipped; the output step's
                 ``prm_mask`` (with a prompt adaptor) and ``prm_iou`` are None. The candidates do
                 not depend on them (they read the prompt queries).
+            classes: False when the caller reads no class of the prompt queries (an image
+                predictor's ``predict``): their class embedding and scores are not formed in any
+                step (``prm_cls`` / ``prm_cls_embed`` None). The object queries are always
+                classified.
         """
         self._check_feats(feats)
         n_stages = self.num_stages if num_stages is None else num_stages
@@ -324,7 +330,8 @@ class RapSAMVideoHead(BaseModule):
                 obj_q, obj_m, cls = stage(obj_q, feats, obj_m)
                 self._set_objects(step, obj_q, obj_m, cls)
             if prm_q is not None:
-                prm_q, prm_m, cls = stage(prm_q, feats, prm_m, prm_valid, isolate=True)
+                prm_q, prm_m, cls = stage(prm_q, feats, prm_m, prm_valid, isolate=True,
+                                          embed_classes=classes)
                 self._set_prompts(step, prm_q, prm_m, cls, prm_valid)
                 if depth in exits:
                     prompt_only = dataclasses.replace(step, obj_cls=None, obj_mask=None,
@@ -332,11 +339,11 @@ class RapSAMVideoHead(BaseModule):
                     out.exits[depth] = self._output_step(prompt_only, feats, None, None,
                                                          (prm_q, prm_m, prm_valid), mask_refiner,
                                                          dense_prompts, multimask, feat_cache,
-                                                         single_mask)
+                                                         single_mask, classes)
             out.steps.append(step)
         final = self._output_step(out.steps[-1], feats, obj_q, obj_m,
                                   None if prm_q is None else (prm_q, prm_m, prm_valid), mask_refiner,
-                                  dense_prompts, multimask, feat_cache, single_mask)
+                                  dense_prompts, multimask, feat_cache, single_mask, classes)
         if self.panoptic_adaptor is not None or self.prompt_adaptor is not None:
             out.steps.append(final)
         else:  # no adaptor step: the last stage is the output
@@ -350,7 +357,7 @@ class RapSAMVideoHead(BaseModule):
                      dense_prompts: Optional[DensePrompts] = None,
                      multimask: bool = False,
                      feat_cache: Optional[Dict[str, torch.Tensor]] = None,
-                     single_mask: bool = True) -> StepOutput:
+                     single_mask: bool = True, classes: bool = True) -> StepOutput:
         """The output formed from a stage's ``step`` and the queries / masks it produced: task
         adaptors (a task without one keeps the stage's prediction), refiners, IoU head. One function
         for the final step and the prompt exits, so an exit is exactly the routed inference output."""
@@ -365,7 +372,8 @@ class RapSAMVideoHead(BaseModule):
             if self.prompt_adaptor is not None:
                 self._set_prompts(step, *self.prompt_adaptor(prm_q, feats, prm_m, prm_valid,
                                                               isolate=True,
-                                                              predict_masks=single),
+                                                              predict_masks=single,
+                                                              embed_classes=classes),
                                   prm_valid)
         if mask_refiner is not None:
             step = self._refine(step, feats, mask_refiner, prm_valid, self.refine_object_masks,
@@ -417,10 +425,11 @@ class RapSAMVideoHead(BaseModule):
         step.obj_cls = self.classify(cls)
 
     def _set_prompts(self, step: StepOutput, q: torch.Tensor, m: Optional[torch.Tensor],
-                     cls: torch.Tensor, valid: torch.Tensor) -> None:
-        step.prm_query, step.prm_cls_embed = q[valid], cls[valid]
+                     cls: Optional[torch.Tensor], valid: torch.Tensor) -> None:
+        step.prm_query = q[valid]
         step.prm_mask = None if m is None else m[valid]
-        step.prm_cls = self.classify(cls[valid])
+        step.prm_cls_embed = None if cls is None else cls[valid]
+        step.prm_cls = None if cls is None else self.classify(step.prm_cls_embed)
 
     @staticmethod
     def _refine(step: StepOutput, feats: torch.Tensor, refiner: nn.Module,
@@ -484,9 +493,10 @@ class RapSAMVideoHead(BaseModule):
         q = self.prompt_aggregator(prompts.point_embed, prompts.point_valid, prompts.box_embed,
                                    prompts.box_valid, prompts.mask_embed, prompts.mask_valid,
                                    prompts.text_embed, prompts.text_valid)
+        if batch_size == 1:  # every row is sample 0's, in order: no layout to compute
+            return q[None], torch.ones(q.shape[:1], dtype=torch.bool, device=q.device)[None]
         counts = torch.bincount(prompts.batch_index, minlength=batch_size)
-        # one sample: no host sync for the count (and a traced size under ONNX export)
-        n_max = q.shape[0] if batch_size == 1 else int(counts.max())
+        n_max = int(counts.max())
         # slot of each prompt inside its sample (prompts are grouped by sample, in order)
         starts = torch.cumsum(counts, 0) - counts
         slot = torch.arange(q.shape[0], device=q.device) - starts[prompts.batch_index]

@@ -61,8 +61,8 @@ def to_output_masks(logits: torch.Tensor, sample: DetDataSample, input_hw: Tuple
     dev = logits.device
     rows_plan = _axis_plan(h, input_hw[0], img_h, out_h if rescale else None, dev)
     cols_plan = _axis_plan(w, input_hw[1], img_w, out_w if rescale else None, dev)
-    (r_counts, kh, r_first, r_pieces, rows, wr, r_runs) = rows_plan
-    (c_counts, kw, c_first, c_pieces, cols, wc, c_runs) = cols_plan
+    (r_counts, kh, r_first, r_pieces, rows, wr, r_runs, _) = rows_plan
+    (c_counts, kw, c_first, c_pieces, cols, wc, c_runs, _) = cols_plan
     if n == 0:
         return torch.zeros((0, out_h, out_w), dtype=torch.bool, device=dev)
     # pad so every window [i, i + k) of the grid exists; padded cells carry zero weight
@@ -137,12 +137,34 @@ def _window_pieces(window: torch.Tensor, first: torch.Tensor, pieces: torch.Tens
 
 def _dense_masks(logits: torch.Tensor, sample: DetDataSample, input_hw: Tuple[int, int],
                  rescale: bool, threshold: float) -> torch.Tensor:
-    """``to_output_res(logits, ...) > threshold``, a few masks at a time (``UPSAMPLE_CHUNK_
-    ELEMENTS`` floats): for masks that are mostly boundary, resampling every pixel is cheaper."""
-    out_h, out_w = sample.ori_shape[:2] if rescale else sample.img_shape[:2]
-    step = max(1, UPSAMPLE_CHUNK_ELEMENTS // (out_h * out_w))
-    return torch.cat([to_output_res(logits[k:k + step], sample, input_hw, rescale) > threshold
-                      for k in range(0, len(logits), step)])
+    """``to_output_res(logits, ...) > threshold`` for masks that are mostly boundary, where
+    resampling every pixel is cheaper than the band. Separably, as the chain is: the columns by
+    the chain's own 1-D interpolations on the grid rows, then each row piece (``_axis_plan``) as
+    the product of its weights with its window's resampled grid rows, one batched product per
+    mask (2x faster on a CPU than interpolating the whole image in 2-D; the same weights)."""
+    n, h, w = logits.shape
+    img_h, img_w = sample.img_shape[:2]
+    out_h, out_w = sample.ori_shape[:2] if rescale else (img_h, img_w)
+    dev = logits.device
+    _, k, _, _, rows, weights, _, window = _axis_plan(h, input_hw[0], img_h,
+                                                      out_h if rescale else None, dev)
+    cells = window[:, None] + torch.arange(k, device=dev)  # [V, k]: the grid rows of each piece
+    targets = rows.flatten()
+    out = torch.empty((n, out_h, out_w), dtype=torch.bool, device=dev)
+    step = max(1, UPSAMPLE_CHUNK_ELEMENTS // ((h + k) * out_w))
+    for s in range(0, n, step):
+        part = logits[s:s + step].float()
+        cols = F.interpolate(part.reshape(1, -1, w), size=input_hw[1], mode='linear',
+                             align_corners=False)[..., :img_w]
+        if rescale:
+            cols = F.interpolate(cols, size=out_w, mode='linear', align_corners=False)
+        # zero rows below the grid: the windows of the last cells exist (with zero weight)
+        cols = F.pad(cols.view(len(part), h, out_w), (0, 0, 0, k - 1))
+        for j in range(len(part)):
+            vals = torch.bmm(weights, cols[j][cells]) > threshold  # [V, L, out_w]
+            # a short piece repeats its last row: the same row written twice, with the same values
+            out[s + j][targets] = vals.view(-1, out_w)
+    return out
 
 
 @lru_cache(maxsize=64)
@@ -154,7 +176,8 @@ def _axis_plan(grid: int, padded: int, valid: int, out: Optional[int], device: t
     pieces instead of widening every piece); per window its first piece and number of pieces,
     per piece its outputs (``rows [V, L]``; a short piece repeats its last output, which
     rewrites the same value) and their weights on the window (``[V, L, k]``); and the runs of
-    windows with equal, non-zero counts ``(first window, end, count)`` (``_repeat_windows``)."""
+    windows with equal, non-zero counts ``(first window, end, count)`` (``_repeat_windows``); and
+    per piece its window (``[V]``)."""
     m = resample_matrix(grid, padded, valid, out, device)
     nz = m != 0
     first = nz.float().argmax(1)
@@ -180,7 +203,7 @@ def _axis_plan(grid: int, padded: int, valid: int, out: Optional[int], device: t
             if listed[first]:
                 runs.append((first, i, listed[first]))
             first = i
-    return counts, k, piece_first, pieces, rows, weights, tuple(runs)
+    return counts, k, piece_first, pieces, rows, weights, tuple(runs), window
 
 
 def image_region(sample: DetDataSample, input_hw: Tuple[int, int], grid_hw: Tuple[int, int],

@@ -1,5 +1,5 @@
 """Cross-prompt fusion: one query per object from its point, box, mask and text prompts."""
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import torch
 from torch import Tensor, nn
@@ -69,33 +69,48 @@ class PromptFusion(nn.Module):
         A modality passed as None is absent for every object; a validity tensor left None means
         all present. Every object needs at least one valid prompt.
         """
-        tokens: List[Tensor] = []
+        # per modality: its tokens (built only if the modality is kept, below) and validity
+        builders: List[Callable[[], Tensor]] = []
         valid: List[Tensor] = []
         n = self._num_objects(point_embed, box_embed, mask_embed, text_embed)
         if point_embed is not None:
             self._check('point_embed', point_embed, (n, None, self.embed_dim))
-            tokens.append(point_embed + self.type_embed.weight[_POINT])
+            builders.append(lambda: point_embed + self.type_embed.weight[_POINT])
             valid.append(self._valid('point_valid', point_valid, point_embed.shape[:2], point_embed))
         if box_embed is not None:
             self._check('box_embed', box_embed, (n, 2, self.embed_dim))
-            tokens.append(box_embed + self.type_embed.weight[_BOX])
+            builders.append(lambda: box_embed + self.type_embed.weight[_BOX])
             valid.append(self._valid('box_valid', box_valid, (n, ), box_embed)[:, None].expand(n, 2))
         if mask_embed is not None:
             self._check('mask_embed', mask_embed, (n, self.embed_dim))
-            tokens.append((mask_embed + self.type_embed.weight[_MASK])[:, None])
+            builders.append(lambda: (mask_embed + self.type_embed.weight[_MASK])[:, None])
             valid.append(self._valid('mask_valid', mask_valid, (n, ), mask_embed)[:, None])
         if text_embed is not None:
             self._check('text_embed', text_embed, (n, self.text_dim))
-            tokens.append((self.text_proj(text_embed) + self.type_embed.weight[_TEXT])[:, None])
+            builders.append(lambda: (self.text_proj(text_embed) + self.type_embed.weight[_TEXT])[:, None])
             valid.append(self._valid('text_valid', text_valid, (n, ), text_embed)[:, None])
         valid_all = torch.cat(valid, dim=1)
-        empty = (~valid_all.any(dim=1)).nonzero().flatten().tolist()
+        # one host sync: per object whether it has a prompt, per modality whether any / every
+        # object has it
+        flags = torch.cat([valid_all.any(dim=1), torch.stack([v.any() for v in valid]),
+                           torch.stack([v.all() for v in valid])]).tolist()
+        empty = [i for i, p in enumerate(flags[:n]) if not p]
         if empty:
             raise ValueError(f'PromptFusion: object(s) {empty} have no valid prompt')
-
+        some, every = flags[n:n + len(valid)], flags[n + len(valid):]
+        every_token = self.training or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+        # At inference a modality no object has is left out of the sequence instead of masked
+        # (its tokens are not even built), and the padding mask too when nothing is padded (a
+        # click alone: 2 tokens instead of 6, unmasked): the same output, as a padded token is
+        # never attended to. Training keeps every token, so that every parameter is in every
+        # step's graph (DDP expects it; AdamW then decays them all alike), and so does an
+        # exported graph, since its inputs may have what the example had not.
+        kept = range(len(valid)) if every_token else [k for k in range(len(valid)) if some[k]]
         fusion = self.fusion_token.expand(n, 1, -1)
-        x = torch.cat([fusion, *tokens], dim=1)
-        padding = torch.cat([valid_all.new_zeros(n, 1), ~valid_all], dim=1)
+        x = torch.cat([fusion, *(builders[k]() for k in kept)], dim=1)
+        padding = None
+        if every_token or not all(every[k] for k in kept):
+            padding = torch.cat([valid_all.new_zeros(n, 1), *(~valid[k] for k in kept)], dim=1)
         for layer in self.layers:
             x = layer(x, src_key_padding_mask=padding)
         return self.norm(x[:, 0])

@@ -54,6 +54,36 @@ def test_missing_modalities_are_masked_not_zeroed(fusion):
     assert not torch.allclose(zeros, left_out)
 
 
+def test_absent_modalities_leave_the_sequence_with_the_same_output(fusion, monkeypatch):
+    """At inference a modality no object has, and the padding mask when nothing is padded, are
+    dropped (a click alone runs 2 tokens, unmasked); training and an exported graph keep every
+    token, masked. All give the same queries."""
+    seen = []
+    fusion.layers[0].register_forward_pre_hook(
+        lambda m, args, kwargs: seen.append((args[0].shape[1], kwargs['src_key_padding_mask'])),
+        with_kwargs=True)
+    prompts = _prompts()
+    one_click = dict(prompts, point_embed=prompts['point_embed'][:, :1],
+                     point_valid=torch.ones(N, 1, dtype=torch.bool),
+                     box_valid=torch.zeros(N, dtype=torch.bool),
+                     mask_valid=torch.zeros(N, dtype=torch.bool),
+                     text_valid=torch.zeros(N, dtype=torch.bool))
+    mixed = dict(prompts, mask_valid=torch.zeros(N, dtype=torch.bool))
+    pruned = [fusion(**one_click), fusion(**mixed)]
+    assert seen[0] == (2, None)  # fusion token + the click
+    assert seen[1][0] == 1 + P + 2 + 1 and seen[1][1] is not None  # no mask token; padded points
+    seen.clear()
+    with torch.no_grad():
+        training = fusion.train()(**one_click)
+    fusion.eval()
+    monkeypatch.setattr(torch.onnx, 'is_in_onnx_export', lambda: True)
+    full = [fusion(**one_click), fusion(**mixed)]
+    assert [s[0] for s in seen] == [1 + 1 + 4] * 2 + [1 + P + 4]
+    for a, b in zip(pruned, full):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    torch.testing.assert_close(training, pruned[0], atol=1e-5, rtol=0)  # dropout is 0
+
+
 def test_objects_are_fused_independently(fusion):
     prompts = _prompts()
     out = fusion(**prompts)
