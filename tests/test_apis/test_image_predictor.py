@@ -114,18 +114,22 @@ def test_multimask_single_and_logits(predictor, image):
 
 def test_multimask_output_skips_the_single_mask_refiners(predictor, image):
     """SAM2's ``multimask_output=True`` returns only the candidates, which read the prompt query,
-    not the refined single mask: the refiners are not run, and the candidates equal those of a
-    decode that does run them."""
+    not the refined single mask nor the prompt's class: the refiners and the class embeddings are
+    not run, and the candidates equal those of a decode that does run them."""
     model = predictor.model
-    refined = []
+    head = model.panoptic_head
+    refined, classified = [], []
     hooks = [m.register_forward_hook(lambda *_: refined.append(1))
-             for m in (model.mask_refiner, model.panoptic_head.prompt_refiner)]
+             for m in (model.mask_refiner, head.prompt_refiner)]
+    hooks += [s.cls_embed.register_forward_hook(lambda *_: classified.append(1))
+              for s in (*head.stages, head.prompt_adaptor)]
     try:
         predictor.set_image(image)
         masks, scores, low = predictor.predict(point_coords=[[200, 80]], point_labels=[1])
-        assert refined == [] and low.shape[0] == 3
+        assert refined == [] and classified == [] and low.shape[0] == 3
         predictor.predict(point_coords=[[200, 80]], point_labels=[1], multimask_output=False)
         assert len(refined) == 2  # the single mask goes through both
+        assert len(classified) > 0  # and its score may come from its class
         refined.clear()
         prompts = predictor._prep_prompts(0, [[200, 80]], [1], None, None, None, True)[0]
         with torch.no_grad():

@@ -103,3 +103,11 @@ def test_candidates_only_decode_skips_the_single_mask_and_keeps_the_candidates()
     assert calls == [] and only.prm_mask is None and only.prm_iou is None
     assert torch.allclose(only.prm_multi_mask, full.prm_multi_mask, atol=1e-6)
     assert torch.allclose(only.prm_multi_iou, full.prm_multi_iou, atol=1e-6)
+    # nor the prompts' classes, in any step, when the caller reads none
+    with torch.no_grad():
+        out = head(feats, prompts, run_objects=False, mask_refiner=refiner, multimask=True,
+                   single_mask=False, classes=False)
+    assert all(s.prm_cls is None and s.prm_cls_embed is None for s in out.steps)
+    assert only.prm_cls is not None
+    assert torch.allclose(out.final.prm_multi_mask, full.prm_multi_mask, atol=1e-6)
+    assert torch.allclose(out.final.prm_multi_iou, full.prm_multi_iou, atol=1e-6)
