@@ -159,7 +159,7 @@ def _dense_masks(logits: torch.Tensor, sample: DetDataSample, input_hw: Tuple[in
         if rescale:
             cols = F.interpolate(cols, size=out_w, mode='linear', align_corners=False)
         # zero rows below the grid: the windows of the last cells exist (with zero weight)
-        cols = F.pad(cols.view(len(part), h, out_w), (0, 0, 0, k - 1))
+        cols = F.pad(cols.reshape(len(part), h, out_w), (0, 0, 0, k - 1))
         for j in range(len(part)):
             vals = torch.bmm(weights, cols[j][cells]) > threshold  # [V, L, out_w]
             # a short piece repeats its last row: the same row written twice, with the same values

@@ -26,6 +26,7 @@ def _logits(n: int, h: int, w: int) -> torch.Tensor:
     ((16, 24), (64, 96), (60, 90), (181, 270), True),           # padding + odd sizes
     ((16, 24), (64, 96), (60, 90), (37, 41), True),             # output smaller than the grid
     ((16, 24), (64, 96), (50, 96), None, False),                # img_shape only
+    ((16, 24), (64, 96), (50, 90), None, False),                # img_shape only, both cropped
 ])
 @pytest.mark.parametrize('threshold', [0.0, 0.3])
 @pytest.mark.parametrize('dense_share', [0.0, 0.25, 2.0])  # every mask dense / as shipped / none
