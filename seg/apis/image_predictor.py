@@ -386,12 +386,10 @@ class FastSAM2ImagePredictor:
         with torch.no_grad(), autocast(self.device, self.precision):
             # with candidates asked for, the single mask is never returned: its refiners are
             # skipped; the candidates' scores need no class of the prompts either
-            candidates = multimask and self.model.panoptic_head.multimask_decoder is not None
             final, _ = self.model.decode_prompts(self._select(prompts), self._only(prompts),
                                                  self._input_hw, multimask, types,
                                                  feat_cache=self._cache_for(prompts),
-                                                 single_mask=not multimask,
-                                                 classes=not candidates)
+                                                 single_mask=not multimask, classes=not multimask)
         with torch.no_grad():
             low, scores = self._outputs(final, multimask)
             counts = [len(p) for p in prompts if p is not None]

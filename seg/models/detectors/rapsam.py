@@ -679,8 +679,8 @@ class RapSAM(BaseDetector):
                 ``RapSAMVideoHead.decode``).
             single_mask: False when only the multimask candidates will be read: the single
                 mask's refiners are skipped (see ``RapSAMVideoHead.decode``).
-            classes: False when no class of the prompts will be read: ``prm_cls`` is not formed
-                (see ``RapSAMVideoHead.decode``).
+            classes: False when only the multimask candidates will be read, no class of the
+                prompts: ``prm_cls`` is not formed (see ``RapSAMVideoHead.decode``).
 
         Returns:
             The output step (prompt entries; rows grouped by image, in prompt-row order) and the

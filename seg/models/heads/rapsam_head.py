@@ -311,10 +311,12 @@ class RapSAMVideoHead(BaseModule):
                 and the IoU head's score of the single mask are skipped; the output step's
                 ``prm_mask`` (with a prompt adaptor) and ``prm_iou`` are None. The candidates do
                 not depend on them (they read the prompt queries).
-            classes: False when the caller reads no class of the prompt queries (an image
-                predictor's ``predict``): their class embedding and scores are not formed in any
-                step (``prm_cls`` / ``prm_cls_embed`` None). The object queries are always
-                classified.
+            classes: False when the caller reads no class of the prompt queries, only the
+                multimask candidates (an image predictor's ``predict``): with ``multimask`` and a
+                ``multimask_decoder``, the prompts' class embedding and scores are not formed in
+                any step (``prm_cls`` / ``prm_cls_embed`` None). Without candidates the single
+                mask is the output and its class may score it: formed as usual. The object
+                queries are always classified.
         """
         self._check_feats(feats)
         n_stages = self.num_stages if num_stages is None else num_stages
@@ -323,6 +325,7 @@ class RapSAMVideoHead(BaseModule):
         exits = self._check_exits(prompt_exits, n_stages)
         obj_q, obj_m = objects if objects is not None else (None, None)
         prm_q, prm_m, prm_valid = prompts if prompts is not None else (None, None, None)
+        classes = classes or not self._forms_candidates(multimask, prompts)
         out = HeadOutput()
         for depth, stage in enumerate(self.stages[:n_stages], start=1):
             step = StepOutput()
@@ -363,7 +366,7 @@ class RapSAMVideoHead(BaseModule):
         for the final step and the prompt exits, so an exit is exactly the routed inference output."""
         step = StepOutput(**vars(step))
         prm_valid = None
-        candidates = multimask and self.multimask_decoder is not None and prompts is not None
+        candidates = self._forms_candidates(multimask, prompts)
         single = single_mask or not candidates  # form the single prompt mask and its score
         if obj_q is not None and self.panoptic_adaptor is not None:
             self._set_objects(step, *self.panoptic_adaptor(obj_q, feats, obj_m))
@@ -386,6 +389,10 @@ class RapSAMVideoHead(BaseModule):
         if candidates:
             self._set_multimask(step, feats, prm_valid, dense_prompts)
         return step
+
+    def _forms_candidates(self, multimask: bool, prompts: Optional[tuple]) -> bool:
+        """Whether a decode forms the multimask candidates of its prompt queries."""
+        return multimask and self.multimask_decoder is not None and prompts is not None
 
     def _set_multimask(self, step: StepOutput, feats: torch.Tensor, prm_valid: torch.Tensor,
                        dense_prompts: Optional[DensePrompts]) -> None:

@@ -146,9 +146,8 @@ def _dense_masks(logits: torch.Tensor, sample: DetDataSample, input_hw: Tuple[in
     img_h, img_w = sample.img_shape[:2]
     out_h, out_w = sample.ori_shape[:2] if rescale else (img_h, img_w)
     dev = logits.device
-    _, k, _, _, rows, weights, _, window = _axis_plan(h, input_hw[0], img_h,
-                                                      out_h if rescale else None, dev)
-    cells = window[:, None] + torch.arange(k, device=dev)  # [V, k]: the grid rows of each piece
+    _, k, _, _, rows, weights, _, cells = _axis_plan(h, input_hw[0], img_h,
+                                                     out_h if rescale else None, dev)
     targets = rows.flatten()
     out = torch.empty((n, out_h, out_w), dtype=torch.bool, device=dev)
     step = max(1, UPSAMPLE_CHUNK_ELEMENTS // ((h + k) * out_w))
@@ -177,7 +176,7 @@ def _axis_plan(grid: int, padded: int, valid: int, out: Optional[int], device: t
     per piece its outputs (``rows [V, L]``; a short piece repeats its last output, which
     rewrites the same value) and their weights on the window (``[V, L, k]``); and the runs of
     windows with equal, non-zero counts ``(first window, end, count)`` (``_repeat_windows``); and
-    per piece its window (``[V]``)."""
+    per piece its window's cells (``[V, k]``)."""
     m = resample_matrix(grid, padded, valid, out, device)
     nz = m != 0
     first = nz.float().argmax(1)
@@ -203,7 +202,7 @@ def _axis_plan(grid: int, padded: int, valid: int, out: Optional[int], device: t
             if listed[first]:
                 runs.append((first, i, listed[first]))
             first = i
-    return counts, k, piece_first, pieces, rows, weights, tuple(runs), window
+    return counts, k, piece_first, pieces, rows, weights, tuple(runs), cells
 
 
 def image_region(sample: DetDataSample, input_hw: Tuple[int, int], grid_hw: Tuple[int, int],

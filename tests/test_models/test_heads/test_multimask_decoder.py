@@ -109,5 +109,10 @@ def test_candidates_only_decode_skips_the_single_mask_and_keeps_the_candidates()
                    single_mask=False, classes=False)
     assert all(s.prm_cls is None and s.prm_cls_embed is None for s in out.steps)
     assert only.prm_cls is not None
+    # without candidates the single mask is the output, and its class is formed
+    with torch.no_grad():
+        single = head(feats, prompts, run_objects=False, multimask=False, single_mask=False,
+                      classes=False).final
+    assert single.prm_cls is not None and single.prm_mask is not None
     assert torch.allclose(out.final.prm_multi_mask, full.prm_multi_mask, atol=1e-6)
     assert torch.allclose(out.final.prm_multi_iou, full.prm_multi_iou, atol=1e-6)
